@@ -1,0 +1,103 @@
+#include "common/util.h"
+
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "common/err.h"
+#include "common/limits.h"
+
+int64_t util_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t util_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void util_random_hex(char *out, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char raw[64];
+    size_t need = (n + 1) / 2;
+    if (need > sizeof raw)
+        need = sizeof raw;
+    size_t got = 0;
+    while (got < need) {
+        ssize_t r = getrandom(raw + got, need - got, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            abort(); /* no entropy source: nothing sensible to continue with */
+        got += (size_t)r;
+    }
+    for (size_t i = 0; i < n && i / 2 < need; i++)
+        out[i] = hex[(i % 2) ? (raw[i / 2] & 15) : (raw[i / 2] >> 4)];
+    out[n] = '\0';
+}
+
+int util_parse_long(const char *s, long long min, long long max, long long *out)
+{
+    if (!s || !*s)
+        return OAI_EBADREQ;
+    errno = 0;
+    char *end = NULL;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end != '\0' || v < min || v > max || (*s != '-' && (*s < '0' || *s > '9')))
+        return OAI_EBADREQ;
+    *out = v;
+    return 0;
+}
+
+int util_parse_json(const char *p, size_t n, json_object **out)
+{
+    *out = NULL;
+    if (n > INT32_MAX)
+        return OAI_EBADJSON;
+    json_tokener *tok = json_tokener_new_ex(LIMIT_JSON_DEPTH);
+    if (!tok)
+        return OAI_ENOMEM;
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    json_object *obj = json_tokener_parse_ex(tok, p, (int)n);
+    int rc = 0;
+    if (!obj || json_tokener_get_error(tok) != json_tokener_success) {
+        rc = OAI_EBADJSON;
+        goto done;
+    }
+    for (size_t i = json_tokener_get_parse_end(tok); i < n; i++) {
+        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\n' && p[i] != '\r') {
+            rc = OAI_EBADJSON;
+            goto done;
+        }
+    }
+    *out = obj;
+    obj = NULL;
+done:
+    json_object_put(obj);
+    json_tokener_free(tok);
+    return rc;
+}
+
+const char *util_json_plain(json_object *obj, size_t *len)
+{
+    return json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, len);
+}
+
+int util_ct_equal(const char *a, const char *b)
+{
+    /* Compare digests so that neither the length nor the content leaks through timing. */
+    unsigned char da[SHA256_DIGEST_LENGTH], db[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)a, strlen(a), da);
+    SHA256((const unsigned char *)b, strlen(b), db);
+    return CRYPTO_memcmp(da, db, sizeof da) == 0;
+}

@@ -1,0 +1,37 @@
+/*
+ * app.h - the gateway as one object: start-up configuration, shared state stores, and the
+ * request pipeline that every run mode (FastCGI, CGI, tests) drives through struct io.
+ */
+#ifndef OAI_APP_H
+#define OAI_APP_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "fcgi/config.h"
+#include "fcgi/io.h"
+#include "state/state.h"
+
+#define APP_STORES 8
+
+struct app {
+    struct config cfg; /* from the process environment, validated at start */
+    int64_t start_ms;
+    int cgi;           /* one request per process: uptime comes from the state store */
+    pthread_mutex_t mu;
+    struct state *stores[APP_STORES]; /* one per STATE_PATH in use */
+    atomic_long in_flight;
+};
+
+/* app_init validates the process environment (each problem goes to report) and opens the
+ * state store. Returns 0, or the number of configuration problems (> 0), or a negative
+ * OAI_E* code when the store cannot be opened. */
+int app_init(struct app *app, int cgi, config_report_fn report, void *rctx);
+void app_free(struct app *app);
+
+/* app_handle serves one request on io completely: never fails, never leaves io half-written
+ * unless the client is gone. Safe to call from many threads at once. */
+void app_handle(struct app *app, struct io *io);
+
+#endif

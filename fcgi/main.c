@@ -1,0 +1,242 @@
+/*
+ * main.c - oai-fcgi: picks the run mode (SPEC §2) and hands requests to the app.
+ *
+ *   spawned FastCGI   fd 0 is a listening socket (lighttpd bin-path, mod_fcgid, spawn-fcgi)
+ *   --listen ADDR     FastCGI on HOST:PORT or a unix socket path (nginx, Caddy, proxy_fcgi)
+ *   CGI               anything else with a CGI environment: one request, then exit
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcgiapp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "build-info.h"
+#include "fcgi/app.h"
+#include "fcgi/server.h"
+
+extern char **environ;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: oai-fcgi [--listen ADDR [--socket-mode MODE]] | --check-config | --version | "
+            "--help\n"
+            "\n"
+            "OpenAI- and Anthropic-compatible gateway to Claude on Vertex AI and Bedrock and to\n"
+            "Azure OpenAI, run as a FastCGI responder or CGI program by your web server.\n"
+            "\n"
+            "Run modes:\n"
+            "  (no option)          FastCGI when fd 0 is a listening socket (lighttpd bin-path,\n"
+            "                       Apache mod_fcgid, spawn-fcgi); CGI when run from a cgi-bin\n"
+            "  --listen ADDR        FastCGI on 127.0.0.1:PORT (an explicit host is required) or\n"
+            "                       on a unix socket /path/to.sock (nginx, Caddy, mod_proxy_fcgi)\n"
+            "  --socket-mode MODE   permissions of the --listen unix socket (octal, default 0660)\n"
+            "  --check-config       validate the environment, print a redacted summary, exit\n"
+            "                       non-zero with one line per problem\n"
+            "  --version            print the version\n"
+            "  --help               this text\n"
+            "\n"
+            "Settings come from the request's FastCGI param, then REDIRECT_<NAME>, then the\n"
+            "process environment (never from HTTP_* names):\n");
+}
+
+static void print_line(void *ctx, const char *line)
+{
+    fprintf(ctx, "%s\n", line);
+}
+
+static int check_config(void)
+{
+    struct app app;
+    int rc = app_init(&app, 0, print_line, stderr);
+    if (rc > 0) {
+        fprintf(stderr, "%d configuration problem%s\n", rc, rc == 1 ? "" : "s");
+        app_free(&app);
+        return 1;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "STATE_PATH: cannot open the state store %s\n", app.cfg.state_path);
+        app_free(&app);
+        return 1;
+    }
+    json_object *sum = config_summary(&app.cfg);
+    json_object_object_add(sum, "statePath", json_object_new_string(app.cfg.state_path));
+    json_object_object_add(sum, "gcpKeys", json_object_new_int(app.cfg.gcp_keys));
+    json_object_object_add(sum, "awsKeys", json_object_new_int(app.cfg.aws_keys));
+    json_object_object_add(sum, "azureKeys", json_object_new_int(app.cfg.azure_keys));
+    json_object_object_add(sum, "proxyKey", json_object_new_string(
+                                                app.cfg.proxy_key && *app.cfg.proxy_key ? "set"
+                                                                                       : "unset"));
+    json_object_object_add(sum, "adminKey", json_object_new_string(
+                                                app.cfg.admin_key && *app.cfg.admin_key ? "set"
+                                                                                       : "unset"));
+    printf("configuration OK\n%s\n",
+           json_object_to_json_string_ext(sum, JSON_C_TO_STRING_PRETTY |
+                                                   JSON_C_TO_STRING_SPACED |
+                                                   JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(sum);
+    app_free(&app);
+    return 0;
+}
+
+static void handle_fcgx(void *ctx, FCGX_Request *req)
+{
+    struct io_fcgx io;
+    io_fcgx_init(&io, req);
+    app_handle(ctx, &io.base);
+}
+
+/* Validates a --listen spec before libfcgi sees it (FCGX_OpenSocket exit()s on some errors,
+ * and ":PORT" would bind every interface). */
+static int listen_spec_ok(const char *spec)
+{
+    if (spec[0] == '/')
+        return strlen(spec) < sizeof(((struct sockaddr_un *)0)->sun_path);
+    const char *colon = strrchr(spec, ':');
+    if (!colon || colon == spec) {
+        fprintf(stderr, "--listen %s: give HOST:PORT with an explicit host (e.g. 127.0.0.1:%s) "
+                        "or an absolute unix socket path\n",
+                spec, colon ? colon + 1 : "9000");
+        return 0;
+    }
+    char host[256];
+    size_t hl = (size_t)(colon - spec);
+    long long port;
+    if (hl >= sizeof host || util_parse_long(colon + 1, 1, 65535, &port)) {
+        fprintf(stderr, "--listen %s: bad port\n", spec);
+        return 0;
+    }
+    memcpy(host, spec, hl);
+    host[hl] = '\0';
+    struct in_addr a;
+    if (inet_pton(AF_INET, host, &a) != 1 && strcmp(host, "localhost") != 0) {
+        fprintf(stderr, "--listen %s: the host must be an IPv4 address (libfcgi binds IPv4)\n",
+                spec);
+        return 0;
+    }
+    return 1;
+}
+
+static int run_fastcgi(struct app *app, int fd)
+{
+    int rc = server_run(fd, handle_fcgx, app);
+    if (rc == 1)
+        _exit(0); /* requests still running: do not free what they use */
+    app_free(app);
+    return rc < 0 ? 1 : 0;
+}
+
+static int run_cgi(struct app *app, int problems)
+{
+    struct io_cgi io;
+    io_cgi_init(&io, environ, 0, 1);
+    signal(SIGPIPE, SIG_IGN);
+    if (problems) {
+        /* Tell the client something is wrong; the details went to the error log. */
+        static const char body[] = "{\"error\":{\"message\":\"the gateway is misconfigured; see "
+                                   "the server log\",\"type\":\"server_error\",\"param\":null,"
+                                   "\"code\":\"config_error\"}}";
+        printf("Status: 500 Internal Server Error\r\nContent-Type: application/json\r\n"
+               "Access-Control-Allow-Origin: *\r\n\r\n%s",
+               body);
+        return 0;
+    }
+    app_handle(app, &io.base);
+    io_flush(&io.base);
+    app_free(app);
+    return 0;
+}
+
+static void log_problem(void *ctx, const char *line)
+{
+    (void)ctx;
+    log_error("configuration: %s", line);
+}
+
+int main(int argc, char **argv)
+{
+    const char *listen_addr = NULL;
+    long long mode = 0660;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--version") == 0) {
+            printf("%s %s (%s)\n", PACKAGE_NAME, PACKAGE_VERSION, OAI_GIT_REV);
+            return 0;
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            config_print_help(stdout);
+            return 0;
+        } else if (strcmp(a, "--check-config") == 0) {
+            return check_config();
+        } else if (strcmp(a, "--listen") == 0 && i + 1 < argc) {
+            listen_addr = argv[++i];
+        } else if (strcmp(a, "--socket-mode") == 0 && i + 1 < argc) {
+            char *end;
+            mode = strtoll(argv[++i], &end, 8);
+            if (*end || mode < 0 || mode > 0777) {
+                fprintf(stderr, "--socket-mode %s: give an octal mode such as 0660\n", argv[i]);
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "unknown option %s\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!listen_addr && getenv("LOG_LEVEL") && log_parse_level(getenv("LOG_LEVEL")) >= 0)
+        log_set_level((enum log_level)log_parse_level(getenv("LOG_LEVEL")));
+
+    if (FCGX_Init() != 0) {
+        fprintf(stderr, "libfcgi initialisation failed\n");
+        return 1;
+    }
+    int fd = 0;
+    if (listen_addr) {
+        if (!listen_spec_ok(listen_addr))
+            return 2;
+        fd = FCGX_OpenSocket(listen_addr, 1024);
+        if (fd < 0) {
+            fprintf(stderr, "--listen %s: %s\n", listen_addr, strerror(errno));
+            return 1;
+        }
+        if (listen_addr[0] == '/' && chmod(listen_addr, (mode_t)mode) != 0) {
+            fprintf(stderr, "--listen %s: chmod: %s\n", listen_addr, strerror(errno));
+            return 1;
+        }
+    } else if (FCGX_IsCGI()) {
+        if (!getenv("GATEWAY_INTERFACE") && !getenv("REQUEST_METHOD")) {
+            usage(stderr);
+            fprintf(stderr, "\nNo FastCGI socket on fd 0 and no CGI environment: start oai-fcgi "
+                            "from a web server, or use --listen.\n");
+            return 2;
+        }
+        struct app app;
+        int rc = app_init(&app, 1, log_problem, NULL);
+        return run_cgi(&app, rc != 0);
+    }
+
+    server_block_signals(); /* before any thread exists, so only server_run sees them */
+    struct app app;
+    int rc = app_init(&app, 0, log_problem, NULL);
+    if (rc) {
+        log_error("not starting: %s", rc > 0 ? "fix the configuration problems above"
+                                              : "the state store cannot be opened (STATE_PATH)");
+        app_free(&app);
+        if (listen_addr && listen_addr[0] == '/')
+            unlink(listen_addr);
+        return 1;
+    }
+    rc = run_fastcgi(&app, fd);
+    if (listen_addr && listen_addr[0] == '/')
+        unlink(listen_addr);
+    return rc;
+}

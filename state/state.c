@@ -1,0 +1,725 @@
+/*
+ * state.c - the SQLite backend of the shared state store (see state.h).
+ *
+ * One WAL-mode database file is shared by every process of the gateway; each process opens its
+ * own connection, and all threads of a process share that connection behind a mutex. Every
+ * call runs exactly one SQL statement in autocommit mode - an UPSERT, a conditional UPSERT with
+ * RETURNING, a DELETE or a SELECT - so each call is a single transaction, atomic across
+ * processes. Write statements take SQLite's write lock on their first step (waiting up to
+ * BUSY_TIMEOUT_MS for it), so the read-then-decide of kv_add and lease_acquire cannot interleave
+ * with another writer.
+ *
+ * Deadlines are absolute CLOCK_REALTIME milliseconds computed by the caller's process
+ * (expires_ms, 0 = never). Reads treat rows past their deadline as absent; expired kv rows are
+ * deleted at most once per PURGE_INTERVAL_MS per connection, through a partial index on the
+ * deadline, so no call pays for a table scan.
+ *
+ * A struct state must not cross fork(): a child opens its own (SQLite's file locks are per
+ * process). Calls from the wrong process fail with OAI_ESTATE.
+ */
+#include "state/state.h"
+
+#include "common/err.h"
+#include "common/log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SCHEMA_VERSION    1
+#define BUSY_TIMEOUT_MS   10000
+#define PURGE_INTERVAL_MS 1000
+
+enum stmt_id {
+    S_COUNTER_ADD,
+    S_COUNTER_GET,
+    S_KV_SET,
+    S_KV_ADD,
+    S_KV_GET,
+    S_KV_DEL,
+    S_KV_COUNT_RANGE,
+    S_KV_COUNT_FROM,
+    S_LEASE_ACQUIRE,
+    S_LEASE_RELEASE,
+    S_PURGE,
+    S_COUNT
+};
+
+/* Parameters: ?1 key/name, ?2 value/owner/upper bound, ?3 deadline, ?4 now. */
+static const char *const sqls[S_COUNT] = {
+    [S_COUNTER_ADD] = "INSERT INTO counters(name, value) VALUES (?1, ?2) "
+                      "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value "
+                      "RETURNING value",
+    [S_COUNTER_GET] = "SELECT value FROM counters WHERE name = ?1",
+    [S_KV_SET] = "INSERT INTO kv(key, value, expires_ms) VALUES (?1, ?2, ?3) "
+                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value, "
+                 "expires_ms = excluded.expires_ms",
+    /* Inserts, or replaces an expired row; RETURNING yields a row only when it wrote. */
+    [S_KV_ADD] = "INSERT INTO kv(key, value, expires_ms) VALUES (?1, ?2, ?3) "
+                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value, "
+                 "expires_ms = excluded.expires_ms "
+                 "WHERE kv.expires_ms <> 0 AND kv.expires_ms <= ?4 "
+                 "RETURNING 1",
+    [S_KV_GET] = "SELECT value FROM kv WHERE key = ?1 AND (expires_ms = 0 OR expires_ms > ?4)",
+    [S_KV_DEL] = "DELETE FROM kv WHERE key = ?1",
+    /* Prefix match as a key range so that the primary-key index serves it. */
+    [S_KV_COUNT_RANGE] = "SELECT count(*) FROM kv WHERE key >= ?1 AND key < ?2 "
+                         "AND (expires_ms = 0 OR expires_ms > ?4)",
+    [S_KV_COUNT_FROM] = "SELECT count(*) FROM kv WHERE key >= ?1 "
+                        "AND (expires_ms = 0 OR expires_ms > ?4)",
+    /* Takes a free or expired lease, or renews our own; a row comes back when we hold it. */
+    [S_LEASE_ACQUIRE] = "INSERT INTO leases(name, owner, expires_ms) VALUES (?1, ?2, ?3) "
+                        "ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, "
+                        "expires_ms = excluded.expires_ms "
+                        "WHERE leases.owner = excluded.owner OR leases.expires_ms <= ?4 "
+                        "RETURNING 1",
+    [S_LEASE_RELEASE] = "DELETE FROM leases WHERE name = ?1 AND owner = ?2",
+    [S_PURGE] = "DELETE FROM kv WHERE expires_ms <> 0 AND expires_ms <= ?4",
+};
+
+static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS kv(key TEXT PRIMARY KEY, value BLOB, "
+    "expires_ms INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS kv_expires ON kv(expires_ms) WHERE expires_ms <> 0;"
+    "CREATE TABLE IF NOT EXISTS leases(name TEXT PRIMARY KEY, owner TEXT NOT NULL, "
+    "expires_ms INTEGER NOT NULL);"
+    "PRAGMA user_version = 1;";
+
+struct state {
+    sqlite3 *db;
+    char *path;
+    pid_t pid;          /* the process that opened it */
+    pthread_mutex_t mu; /* serialises every use of db and stmt[] */
+    int mu_ready;
+    int64_t last_purge_ms; /* guarded by mu */
+    sqlite3_stmt *stmt[S_COUNT];
+};
+
+/* state_now_ms is CLOCK_REALTIME in milliseconds: every process on the host shares it. */
+int64_t state_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* deadline turns a ttl into an absolute expiry (0 = never), saturating instead of overflowing. */
+static int64_t deadline(int64_t now, int64_t ttl_ms)
+{
+    if (ttl_ms <= 0)
+        return 0;
+    if (ttl_ms > INT64_MAX - now)
+        return INT64_MAX;
+    return now + ttl_ms;
+}
+
+/* check_key: NULL is a caller bug; longer than STATE_KEY_MAX is OAI_ELIMIT. */
+static int check_key(const char *key)
+{
+    if (key == NULL)
+        return OAI_EINTERNAL;
+    if (strnlen(key, STATE_KEY_MAX + 1) > STATE_KEY_MAX)
+        return OAI_ELIMIT;
+    return 0;
+}
+
+/* sql_fail logs a failed operation (never keys or values) and maps the SQLite code. */
+static int sql_fail(struct state *st, const char *op, int src)
+{
+    log_warn("state %s: %s failed: %s (%s)", st->path, op, sqlite3_errstr(src),
+             sqlite3_errmsg(st->db));
+    return (src & 0xff) == SQLITE_NOMEM ? OAI_ENOMEM : OAI_ESTATE;
+}
+
+/* enter takes the connection for one call; every successful enter is paired with leave. */
+static int enter(struct state *st, const char *op)
+{
+    if (st == NULL)
+        return OAI_EINTERNAL;
+    if (st->pid != getpid()) {
+        log_warn("state %s: %s called in a child process; open the store after fork()", st->path,
+                 op);
+        return OAI_ESTATE;
+    }
+    pthread_mutex_lock(&st->mu);
+    return 0;
+}
+
+/* leave resets the statement (dropping its bindings) and releases the connection. */
+static void leave(struct state *st, sqlite3_stmt *s)
+{
+    if (s != NULL) {
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+    }
+    pthread_mutex_unlock(&st->mu);
+}
+
+/* run steps s to completion. *rows (may be NULL) counts result rows; the first row's column 0
+ * goes to *col0 (may be NULL). Writes with RETURNING commit only once stepped to the end. */
+static int run(struct state *st, sqlite3_stmt *s, const char *op, int *rows, int64_t *col0)
+{
+    int n = 0;
+    int src;
+    for (;;) {
+        src = sqlite3_step(s);
+        if (src != SQLITE_ROW)
+            break;
+        if (n == 0 && col0 != NULL)
+            *col0 = sqlite3_column_int64(s, 0);
+        n++;
+    }
+    if (rows != NULL)
+        *rows = n;
+    if (src != SQLITE_DONE)
+        return sql_fail(st, op, src);
+    return 0;
+}
+
+/* bind_common binds key (?1), an optional text (?2) and now (?4, when the statement has one). */
+static int bind_common(sqlite3_stmt *s, const char *key, const char *text2, int64_t now)
+{
+    int src = sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    if (src == SQLITE_OK && text2 != NULL)
+        src = sqlite3_bind_text(s, 2, text2, -1, SQLITE_STATIC);
+    if (src == SQLITE_OK && sqlite3_bind_parameter_count(s) >= 4)
+        src = sqlite3_bind_int64(s, 4, now);
+    return src;
+}
+
+/* purge deletes expired kv rows, at most once per PURGE_INTERVAL_MS; failures only log. */
+static void purge(struct state *st, int64_t now)
+{
+    if (now - st->last_purge_ms < PURGE_INTERVAL_MS)
+        return;
+    st->last_purge_ms = now;
+    sqlite3_stmt *s = st->stmt[S_PURGE];
+    int src = sqlite3_bind_int64(s, 4, now);
+    if (src == SQLITE_OK) {
+        int rc = run(st, s, "purge", NULL, NULL);
+        (void)rc; /* already logged; the rows stay invisible and go next time */
+    } else {
+        (void)sql_fail(st, "purge", src);
+    }
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+}
+
+/* check_dir explains in why[] when the directory holding path cannot hold the database. */
+static int check_dir(const char *path, char *why, size_t whylen)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    struct stat sb;
+    int rc = OAI_ESTATE;
+
+    if (slash == NULL) {
+        snprintf(dir, sizeof dir, ".");
+    } else if (slash == path) {
+        snprintf(dir, sizeof dir, "/");
+    } else if ((size_t)(slash - path) >= sizeof dir) {
+        snprintf(why, whylen, "path is too long");
+        goto done;
+    } else {
+        memcpy(dir, path, (size_t)(slash - path));
+        dir[slash - path] = '\0';
+    }
+    if (stat(dir, &sb) != 0) {
+        if (errno == ENOENT)
+            snprintf(why, whylen, "directory %.300s does not exist", dir);
+        else
+            snprintf(why, whylen, "directory %.300s: %s", dir, strerror(errno));
+        goto done;
+    }
+    if (!S_ISDIR(sb.st_mode)) {
+        snprintf(why, whylen, "%.300s is not a directory", dir);
+        goto done;
+    }
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        snprintf(why, whylen, "%.300s is a directory, not a database file", path);
+        goto done;
+    }
+    /* The database, its -wal and its -shm file are all created in this directory. */
+    if (access(dir, W_OK | X_OK) != 0) {
+        snprintf(why, whylen, "directory %.300s is not writable (%s)", dir, strerror(errno));
+        goto done;
+    }
+    rc = 0;
+done:
+    return rc;
+}
+
+/* pragma_text runs a one-row PRAGMA and copies its text answer into out. */
+static int pragma_text(sqlite3 *db, const char *sql, char *out, size_t outlen)
+{
+    sqlite3_stmt *s = NULL;
+    int src = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+    out[0] = '\0';
+    if (src != SQLITE_OK)
+        goto done;
+    src = sqlite3_step(s);
+    if (src == SQLITE_ROW) {
+        const unsigned char *t = sqlite3_column_text(s, 0);
+        snprintf(out, outlen, "%s", t ? (const char *)t : "");
+        src = SQLITE_OK;
+    } else if (src == SQLITE_DONE) {
+        src = SQLITE_OK;
+    }
+done:
+    sqlite3_finalize(s);
+    return src;
+}
+
+/* setup_schema creates the tables once, under the write lock, and checks the version. */
+static int setup_schema(sqlite3 *db, char *why, size_t whylen)
+{
+    char ver[32];
+    long v;
+    int rc = OAI_ESTATE;
+    int in_tx = 0;
+    int src = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (src != SQLITE_OK) {
+        snprintf(why, whylen, "cannot lock the database: %s", sqlite3_errmsg(db));
+        goto done;
+    }
+    in_tx = 1;
+    src = pragma_text(db, "PRAGMA user_version", ver, sizeof ver);
+    if (src != SQLITE_OK) {
+        snprintf(why, whylen, "cannot read the schema version: %s", sqlite3_errmsg(db));
+        goto done;
+    }
+    v = strtol(ver, NULL, 10);
+    if (v > SCHEMA_VERSION) {
+        snprintf(why, whylen, "schema version %ld is newer than this build's (%d)", v,
+                 SCHEMA_VERSION);
+        goto done;
+    }
+    src = sqlite3_exec(db, schema_sql, NULL, NULL, NULL);
+    if (src != SQLITE_OK) {
+        snprintf(why, whylen, "cannot create the tables: %s", sqlite3_errmsg(db));
+        goto done;
+    }
+    src = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    if (src != SQLITE_OK) {
+        snprintf(why, whylen, "cannot commit the schema: %s", sqlite3_errmsg(db));
+        goto done;
+    }
+    in_tx = 0;
+    rc = 0;
+done:
+    if (in_tx)
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+/*
+ * state_open opens (creating if needed) the database at path: WAL journal, synchronous=NORMAL,
+ * a BUSY_TIMEOUT_MS busy timeout, the schema, and every statement prepared once. On failure
+ * *out is NULL, the result is OAI_ESTATE (OAI_ENOMEM when memory ran out), and exactly one
+ * log_error line names the path and the reason. There is no fallback location.
+ */
+int state_open(struct state **out, const char *path)
+{
+    struct state *st = NULL;
+    char why[512] = "";
+    char mode[32];
+    int rc = OAI_ESTATE;
+    int src;
+
+    *out = NULL;
+    if (path == NULL || path[0] == '\0') {
+        snprintf(why, sizeof why, "the path is empty");
+        path = "";
+        goto done;
+    }
+    rc = check_dir(path, why, sizeof why);
+    if (rc < 0)
+        goto done;
+    rc = OAI_ENOMEM;
+    st = calloc(1, sizeof *st);
+    if (st == NULL)
+        goto done;
+    st->path = strdup(path);
+    if (st->path == NULL)
+        goto done;
+    if (pthread_mutex_init(&st->mu, NULL) != 0)
+        goto done;
+    st->mu_ready = 1;
+    st->pid = getpid();
+
+    rc = OAI_ESTATE;
+    src = sqlite3_open_v2(path, &st->db,
+                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
+    if (src != SQLITE_OK) {
+        snprintf(why, sizeof why, "cannot open the database: %s",
+                 st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(src));
+        goto done;
+    }
+    if (sqlite3_db_readonly(st->db, "main") != 0) {
+        snprintf(why, sizeof why, "the database file is read-only");
+        goto done;
+    }
+    sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+    src = pragma_text(st->db, "PRAGMA journal_mode=WAL", mode, sizeof mode);
+    if (src != SQLITE_OK) {
+        snprintf(why, sizeof why, "cannot use the database: %s", sqlite3_errmsg(st->db));
+        goto done;
+    }
+    if (strcmp(mode, "wal") != 0) {
+        snprintf(why, sizeof why, "cannot enable WAL journal mode (got \"%s\")", mode);
+        goto done;
+    }
+    src = sqlite3_exec(st->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+    if (src != SQLITE_OK) {
+        snprintf(why, sizeof why, "cannot set synchronous=NORMAL: %s", sqlite3_errmsg(st->db));
+        goto done;
+    }
+    rc = setup_schema(st->db, why, sizeof why);
+    if (rc < 0)
+        goto done;
+    rc = OAI_ESTATE;
+    for (int i = 0; i < S_COUNT; i++) {
+        src =
+            sqlite3_prepare_v3(st->db, sqls[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i], NULL);
+        if (src != SQLITE_OK) {
+            snprintf(why, sizeof why, "cannot prepare statement %d: %s", i, sqlite3_errmsg(st->db));
+            goto done;
+        }
+    }
+    *out = st;
+    st = NULL;
+    rc = 0;
+done:
+    if (rc < 0) {
+        if (rc == OAI_ENOMEM && why[0] == '\0')
+            snprintf(why, sizeof why, "out of memory");
+        log_error("STATE_PATH %s: %s", path, why);
+    }
+    state_close(st);
+    return rc;
+}
+
+/* state_close finalises the statements, closes the connection and frees st; NULL is a no-op.
+ * No other thread may be using st. */
+void state_close(struct state *st)
+{
+    if (st == NULL)
+        return;
+    for (int i = 0; i < S_COUNT; i++)
+        sqlite3_finalize(st->stmt[i]);
+    if (st->db != NULL && sqlite3_close(st->db) != SQLITE_OK)
+        log_warn("state %s: close failed: %s", st->path, sqlite3_errmsg(st->db));
+    if (st->mu_ready)
+        pthread_mutex_destroy(&st->mu);
+    free(st->path);
+    free(st);
+}
+
+/* state_path borrows the path given to state_open; valid until state_close. */
+const char *state_path(const struct state *st)
+{
+    return st->path;
+}
+
+/* state_counter_add: one UPSERT ... RETURNING, so the add and the read of the new value are
+ * one transaction. */
+int state_counter_add(struct state *st, const char *name, int64_t delta, int64_t *value)
+{
+    sqlite3_stmt *s = NULL;
+    int64_t v = 0;
+    int src;
+    int rows = 0;
+    int rc = check_key(name);
+    if (rc < 0)
+        goto done;
+    rc = enter(st, "counter_add");
+    if (rc < 0)
+        goto done;
+    s = st->stmt[S_COUNTER_ADD];
+    src = bind_common(s, name, NULL, 0);
+    if (src == SQLITE_OK)
+        src = sqlite3_bind_int64(s, 2, delta);
+    if (src != SQLITE_OK) {
+        rc = sql_fail(st, "counter_add", src);
+        goto unlock;
+    }
+    rc = run(st, s, "counter_add", &rows, &v);
+    if (rc == 0 && rows != 1)
+        rc = sql_fail(st, "counter_add", SQLITE_INTERNAL);
+unlock:
+    leave(st, s);
+done:
+    if (value != NULL)
+        *value = rc == 0 ? v : 0;
+    return rc;
+}
+
+/* state_counter_get: one SELECT; a missing counter reads 0. */
+int state_counter_get(struct state *st, const char *name, int64_t *value)
+{
+    sqlite3_stmt *s = NULL;
+    int64_t v = 0;
+    int src;
+    int rc = check_key(name);
+    if (rc < 0)
+        goto done;
+    rc = enter(st, "counter_get");
+    if (rc < 0)
+        goto done;
+    s = st->stmt[S_COUNTER_GET];
+    src = bind_common(s, name, NULL, 0);
+    if (src != SQLITE_OK) {
+        rc = sql_fail(st, "counter_get", src);
+        goto unlock;
+    }
+    rc = run(st, s, "counter_get", NULL, &v);
+unlock:
+    leave(st, s);
+done:
+    *value = rc == 0 ? v : 0;
+    return rc;
+}
+
+/* check_entry validates the arguments shared by kv_set and kv_add. */
+static int check_entry(const char *key, const void *value, size_t len, int64_t ttl_ms)
+{
+    int rc = check_key(key);
+    if (rc < 0)
+        return rc;
+    if (len > STATE_VALUE_MAX)
+        return OAI_ELIMIT;
+    if ((value == NULL && len > 0) || ttl_ms < 0)
+        return OAI_EINTERNAL;
+    return 0;
+}
+
+/* put runs S_KV_SET or S_KV_ADD; *wrote says whether a row was written (kv_add). */
+static int put(struct state *st, enum stmt_id id, const char *op, const char *key,
+               const void *value, size_t len, int64_t ttl_ms, int *wrote)
+{
+    sqlite3_stmt *s = NULL;
+    int64_t now;
+    int rows = 0;
+    int src;
+    int rc = check_entry(key, value, len, ttl_ms);
+    if (rc < 0)
+        goto done;
+    rc = enter(st, op);
+    if (rc < 0)
+        goto done;
+    now = state_now_ms();
+    purge(st, now);
+    s = st->stmt[id];
+    /* A zero-length blob must not be bound from NULL, which would store SQL NULL. */
+    src = bind_common(s, key, NULL, now);
+    if (src == SQLITE_OK)
+        src = sqlite3_bind_blob(s, 2, len > 0 ? value : "", (int)len, SQLITE_STATIC);
+    if (src == SQLITE_OK)
+        src = sqlite3_bind_int64(s, 3, deadline(now, ttl_ms));
+    if (src != SQLITE_OK) {
+        rc = sql_fail(st, op, src);
+        goto unlock;
+    }
+    rc = run(st, s, op, &rows, NULL);
+unlock:
+    leave(st, s);
+done:
+    if (wrote != NULL)
+        *wrote = rc == 0 && rows > 0;
+    return rc;
+}
+
+/* state_kv_set: one UPSERT replacing any entry. ttl_ms < 0 is a caller bug (OAI_EINTERNAL). */
+int state_kv_set(struct state *st, const char *key, const void *value, size_t len, int64_t ttl_ms)
+{
+    return put(st, S_KV_SET, "kv_set", key, value, len, ttl_ms, NULL);
+}
+
+/* state_kv_add: one UPSERT whose DO UPDATE only fires over an expired row, with RETURNING to
+ * tell whether it wrote; racing processes are serialised by the write lock, so exactly one
+ * of them sees the key absent. */
+int state_kv_add(struct state *st, const char *key, const void *value, size_t len, int64_t ttl_ms,
+                 int *added)
+{
+    return put(st, S_KV_ADD, "kv_add", key, value, len, ttl_ms, added);
+}
+
+/* state_kv_get: one SELECT of the live row; the copy is malloc'd with a trailing NUL. */
+int state_kv_get(struct state *st, const char *key, char **value, size_t *len)
+{
+    sqlite3_stmt *s = NULL;
+    char *copy = NULL;
+    size_t n = 0;
+    int src;
+    int rc = check_key(key);
+    if (rc < 0)
+        goto done;
+    rc = enter(st, "kv_get");
+    if (rc < 0)
+        goto done;
+    s = st->stmt[S_KV_GET];
+    src = bind_common(s, key, NULL, state_now_ms());
+    if (src == SQLITE_OK)
+        src = sqlite3_step(s);
+    if (src == SQLITE_ROW) {
+        const void *p = sqlite3_column_blob(s, 0);
+        int bytes = sqlite3_column_bytes(s, 0);
+        n = bytes > 0 ? (size_t)bytes : 0;
+        copy = malloc(n + 1);
+        if (copy == NULL) {
+            rc = OAI_ENOMEM;
+            goto unlock;
+        }
+        if (n > 0 && p != NULL)
+            memcpy(copy, p, n);
+        copy[n] = '\0';
+    } else if (src != SQLITE_DONE) {
+        rc = sql_fail(st, "kv_get", src);
+    }
+unlock:
+    leave(st, s);
+done:
+    if (rc < 0) {
+        free(copy);
+        copy = NULL;
+        n = 0;
+    }
+    *value = copy;
+    if (len != NULL)
+        *len = n;
+    return rc;
+}
+
+/* state_kv_del: one DELETE. */
+int state_kv_del(struct state *st, const char *key)
+{
+    sqlite3_stmt *s = NULL;
+    int src;
+    int rc = check_key(key);
+    if (rc < 0)
+        goto done;
+    rc = enter(st, "kv_del");
+    if (rc < 0)
+        goto done;
+    s = st->stmt[S_KV_DEL];
+    src = bind_common(s, key, NULL, 0);
+    if (src != SQLITE_OK) {
+        rc = sql_fail(st, "kv_del", src);
+        goto unlock;
+    }
+    rc = run(st, s, "kv_del", NULL, NULL);
+unlock:
+    leave(st, s);
+done:
+    return rc;
+}
+
+/* state_kv_count: one SELECT count(*) over the key range [prefix, upper), where upper is the
+ * prefix without its trailing 0xff bytes and with its last byte incremented; a prefix of only
+ * 0xff bytes (or empty) has no upper bound. */
+int state_kv_count(struct state *st, const char *prefix, int64_t *count)
+{
+    sqlite3_stmt *s = NULL;
+    char upper[STATE_KEY_MAX + 1];
+    int64_t c = 0;
+    size_t n;
+    int src;
+    int rc = check_key(prefix);
+    if (rc < 0)
+        goto done;
+    n = strlen(prefix);
+    memcpy(upper, prefix, n + 1);
+    while (n > 0 && (unsigned char)upper[n - 1] == 0xff)
+        n--;
+    if (n > 0) {
+        upper[n - 1] = (char)((unsigned char)upper[n - 1] + 1);
+        upper[n] = '\0';
+    }
+    rc = enter(st, "kv_count");
+    if (rc < 0)
+        goto done;
+    s = st->stmt[n > 0 ? S_KV_COUNT_RANGE : S_KV_COUNT_FROM];
+    src = bind_common(s, prefix, n > 0 ? upper : NULL, state_now_ms());
+    if (src != SQLITE_OK) {
+        rc = sql_fail(st, "kv_count", src);
+        goto unlock;
+    }
+    rc = run(st, s, "kv_count", NULL, &c);
+unlock:
+    leave(st, s);
+done:
+    *count = rc == 0 ? c : 0;
+    return rc;
+}
+
+/* state_lease_acquire: one UPSERT whose DO UPDATE only fires when the row is ours or expired,
+ * with RETURNING to tell whether we hold it. ttl_ms must be > 0 (else OAI_EINTERNAL). */
+int state_lease_acquire(struct state *st, const char *name, const char *owner, int64_t ttl_ms,
+                        int *held)
+{
+    sqlite3_stmt *s = NULL;
+    int64_t now;
+    int rows = 0;
+    int src;
+    int rc = check_key(name);
+    if (rc == 0)
+        rc = check_key(owner);
+    if (rc < 0)
+        goto done;
+    if (ttl_ms <= 0) {
+        rc = OAI_EINTERNAL;
+        goto done;
+    }
+    rc = enter(st, "lease_acquire");
+    if (rc < 0)
+        goto done;
+    s = st->stmt[S_LEASE_ACQUIRE];
+    now = state_now_ms();
+    src = bind_common(s, name, owner, now);
+    if (src == SQLITE_OK)
+        src = sqlite3_bind_int64(s, 3, deadline(now, ttl_ms));
+    if (src != SQLITE_OK) {
+        rc = sql_fail(st, "lease_acquire", src);
+        goto unlock;
+    }
+    rc = run(st, s, "lease_acquire", &rows, NULL);
+unlock:
+    leave(st, s);
+done:
+    *held = rc == 0 && rows > 0;
+    return rc;
+}
+
+/* state_lease_release: one DELETE matching name and owner, so another owner's lease stays. */
+int state_lease_release(struct state *st, const char *name, const char *owner)
+{
+    sqlite3_stmt *s = NULL;
+    int src;
+    int rc = check_key(name);
+    if (rc == 0)
+        rc = check_key(owner);
+    if (rc < 0)
+        goto done;
+    rc = enter(st, "lease_release");
+    if (rc < 0)
+        goto done;
+    s = st->stmt[S_LEASE_RELEASE];
+    src = bind_common(s, name, owner, 0);
+    if (src != SQLITE_OK) {
+        rc = sql_fail(st, "lease_release", src);
+        goto unlock;
+    }
+    rc = run(st, s, "lease_release", NULL, NULL);
+unlock:
+    leave(st, s);
+done:
+    return rc;
+}

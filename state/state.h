@@ -1,0 +1,73 @@
+/*
+ * state.h - the shared state store: what must agree across every process and thread of the
+ * gateway (counters, key/value entries with expiry, leases).
+ *
+ * The interface is deliberately narrow so that a second backend (Redis) can serve it. The
+ * SQLite backend keeps one WAL-mode database file at STATE_PATH; any number of processes may
+ * open it, and one struct state may be shared by all threads of a process (calls are
+ * serialised inside). Every call is one atomic operation across processes.
+ *
+ * Keys and names are NUL-terminated strings of at most STATE_KEY_MAX bytes. Values are byte
+ * strings of at most STATE_VALUE_MAX bytes. Times are milliseconds (CLOCK_REALTIME).
+ * All functions return 0 or a negative OAI_E* code (OAI_ESTATE for store failures,
+ * OAI_ELIMIT for oversized keys/values, OAI_ENOMEM).
+ */
+#ifndef OAI_STATE_H
+#define OAI_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define STATE_KEY_MAX 512
+#define STATE_VALUE_MAX (1024 * 1024)
+
+struct state;
+
+/* state_open opens (creating if needed) the store at path; *out is the caller's to close.
+ * A path whose directory is missing or unwritable fails with OAI_ESTATE and a log line. */
+__attribute__((warn_unused_result)) int state_open(struct state **out, const char *path);
+/* state_close closes the store; NULL is a no-op. */
+void state_close(struct state *st);
+/* state_path borrows the path the store was opened with. */
+const char *state_path(const struct state *st);
+
+/* state_counter_add adds delta to counter name (created at 0) and stores the new value in
+ * *value (may be NULL). */
+__attribute__((warn_unused_result)) int state_counter_add(struct state *st, const char *name,
+                                                          int64_t delta, int64_t *value);
+/* state_counter_get reads counter name; a missing counter reads 0. */
+__attribute__((warn_unused_result)) int state_counter_get(struct state *st, const char *name,
+                                                          int64_t *value);
+
+/* state_kv_set stores key=value, replacing any entry. ttl_ms > 0 makes it expire after that
+ * long; ttl_ms == 0 keeps it forever. */
+__attribute__((warn_unused_result)) int state_kv_set(struct state *st, const char *key,
+                                                     const void *value, size_t len,
+                                                     int64_t ttl_ms);
+/* state_kv_add stores key=value only if no live entry exists; *added says whether it did. */
+__attribute__((warn_unused_result)) int state_kv_add(struct state *st, const char *key,
+                                                     const void *value, size_t len,
+                                                     int64_t ttl_ms, int *added);
+/* state_kv_get copies a live entry into a malloc'd, NUL-terminated *value (caller frees) and
+ * its length into *len (may be NULL). A missing or expired entry gives *value = NULL, rc 0. */
+__attribute__((warn_unused_result)) int state_kv_get(struct state *st, const char *key,
+                                                     char **value, size_t *len);
+/* state_kv_del removes an entry (missing is not an error). */
+__attribute__((warn_unused_result)) int state_kv_del(struct state *st, const char *key);
+/* state_kv_count counts live entries whose key starts with prefix. */
+__attribute__((warn_unused_result)) int state_kv_count(struct state *st, const char *prefix,
+                                                       int64_t *count);
+
+/* state_lease_acquire takes lease name for owner for ttl_ms if it is free, expired, or
+ * already held by owner (which renews it). *held says whether owner holds it now. */
+__attribute__((warn_unused_result)) int state_lease_acquire(struct state *st, const char *name,
+                                                            const char *owner, int64_t ttl_ms,
+                                                            int *held);
+/* state_lease_release gives the lease up if owner holds it. */
+__attribute__((warn_unused_result)) int state_lease_release(struct state *st, const char *name,
+                                                            const char *owner);
+
+/* state_now_ms is the store's clock (CLOCK_REALTIME in ms), exposed for tests and callers. */
+int64_t state_now_ms(void);
+
+#endif

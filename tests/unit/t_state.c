@@ -1,0 +1,620 @@
+/*
+ * t_state.c - the SQLite state store: counters, kv with expiry, kv_add, prefix counts, leases,
+ * limits, open failures, and atomicity across processes and threads.
+ */
+#include "common/err.h"
+#include "common/log.h"
+#include "state/state.h"
+#include "tests/unit/tap.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PROCS     4
+#define THREADS   4
+#define ADDS      200
+#define RACE_KEYS 50
+#define TTL_MS    100 /* short expiry */
+#define PAST_TTL  200 /* sleep long enough for TTL_MS to pass */
+
+static char tmpdir[64];
+
+static void msleep(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static void join_path(char *out, size_t n, const char *leaf)
+{
+    snprintf(out, n, "%s/%s", tmpdir, leaf);
+}
+
+/* ---- capturing stderr (log lines) ---------------------------------------------------------- */
+
+static int capture_begin(const char *file)
+{
+    fflush(stderr);
+    int saved = dup(2);
+    int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(fd, 2);
+    close(fd);
+    return saved;
+}
+
+/* capture_end restores stderr and returns what was logged (static buffer). */
+static const char *capture_end(int saved, const char *file, int *lines)
+{
+    static char text[4096];
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    text[0] = '\0';
+    *lines = 0;
+    FILE *f = fopen(file, "r");
+    if (f != NULL) {
+        size_t n = fread(text, 1, sizeof text - 1, f);
+        text[n] = '\0';
+        fclose(f);
+    }
+    for (const char *p = text; *p; p++)
+        if (*p == '\n')
+            (*lines)++;
+    return text;
+}
+
+/* open_fails expects state_open(path) to fail with OAI_ESTATE and one log line naming path
+ * and containing reason. */
+static void open_fails(const char *path, const char *reason, const char *what)
+{
+    char logfile[256], name[256];
+    struct state *st = (struct state *)&st; /* must be reset to NULL */
+    int lines = 0;
+    join_path(logfile, sizeof logfile, "stderr.log");
+    int saved = capture_begin(logfile);
+    int rc = state_open(&st, path);
+    const char *logged = capture_end(saved, logfile, &lines);
+    snprintf(name, sizeof name, "%s: OAI_ESTATE", what);
+    is_int(rc, OAI_ESTATE, name);
+    snprintf(name, sizeof name, "%s: *out is NULL", what);
+    ok(st == NULL, name);
+    snprintf(name, sizeof name, "%s: exactly one log line", what);
+    is_int(lines, 1, name);
+    snprintf(name, sizeof name, "%s: log names the path", what);
+    has_str(logged, path, name);
+    snprintf(name, sizeof name, "%s: log gives the reason", what);
+    has_str(logged, reason, name);
+    if (rc == 0)
+        state_close(st);
+}
+
+/* ---- single-process behaviour -------------------------------------------------------------- */
+
+static void test_counters(struct state *st)
+{
+    int64_t v = 99;
+    is_int(state_counter_get(st, "c:missing", &v), 0, "counter_get missing: rc 0");
+    is_int(v, 0, "counter_get missing: reads 0");
+    is_int(state_counter_add(st, "c:a", 5, &v), 0, "counter_add +5: rc 0");
+    is_int(v, 5, "counter_add +5 returns 5");
+    is_int(state_counter_add(st, "c:a", -7, &v), 0, "counter_add -7: rc 0");
+    is_int(v, -2, "counter_add -7 returns -2");
+    is_int(state_counter_add(st, "c:a", 1, NULL), 0, "counter_add with NULL value");
+    is_int(state_counter_get(st, "c:a", &v), 0, "counter_get: rc 0");
+    is_int(v, -1, "counter_get reads -1");
+    is_int(state_counter_add(st, "c:new", -3, &v), 0, "counter_add on a new counter");
+    is_int(v, -3, "a new counter starts at 0");
+    is_int(state_counter_get(st, "c:missing", &v), 0, "counter_get still missing");
+    is_int(v, 0, "other counters are untouched");
+}
+
+static void test_kv(struct state *st)
+{
+    char *val = (char *)&val;
+    size_t len = 99;
+    is_int(state_kv_get(st, "k:missing", &val, &len), 0, "kv_get missing: rc 0");
+    ok(val == NULL, "kv_get missing: NULL");
+    is_int(len, 0, "kv_get missing: len 0");
+
+    is_int(state_kv_set(st, "k:a", "hello", 5, 0), 0, "kv_set");
+    is_int(state_kv_get(st, "k:a", &val, &len), 0, "kv_get: rc 0");
+    is_str(val, "hello", "kv_get returns the value, NUL-terminated");
+    is_int(len, 5, "kv_get length");
+    free(val);
+
+    is_int(state_kv_set(st, "k:a", "bye", 3, 0), 0, "kv_set overwrite");
+    is_int(state_kv_get(st, "k:a", &val, NULL), 0, "kv_get with NULL len");
+    is_str(val, "bye", "overwritten value");
+    free(val);
+
+    is_int(state_kv_set(st, "k:bin", "a\0b\0", 4, 0), 0, "kv_set binary value");
+    is_int(state_kv_get(st, "k:bin", &val, &len), 0, "kv_get binary value");
+    ok(val != NULL && len == 4 && memcmp(val, "a\0b\0", 4) == 0 && val[4] == '\0',
+       "binary value round-trips with its length");
+    free(val);
+
+    is_int(state_kv_set(st, "k:empty", NULL, 0, 0), 0, "kv_set empty value");
+    len = 99;
+    is_int(state_kv_get(st, "k:empty", &val, &len), 0, "kv_get empty value");
+    ok(val != NULL && val[0] == '\0', "empty value is present, not missing");
+    is_int(len, 0, "empty value length 0");
+    free(val);
+
+    is_int(state_kv_del(st, "k:a"), 0, "kv_del");
+    is_int(state_kv_get(st, "k:a", &val, &len), 0, "kv_get after del: rc 0");
+    ok(val == NULL, "kv_get after del: gone");
+    is_int(state_kv_del(st, "k:a"), 0, "kv_del missing is not an error");
+    is_int(state_kv_get(st, "k:bin", &val, &len), 0, "kv_get other key after del");
+    ok(val != NULL, "kv_del removed only its key");
+    free(val);
+}
+
+static void test_ttl(struct state *st)
+{
+    char *val = NULL;
+    int64_t n = -1;
+    is_int(state_kv_set(st, "t:a", "x", 1, TTL_MS), 0, "kv_set with ttl");
+    is_int(state_kv_set(st, "t:keep", "y", 1, 0), 0, "kv_set without ttl");
+    is_int(state_kv_set(st, "t:long", "z", 1, 60000), 0, "kv_set with a long ttl");
+    is_int(state_kv_get(st, "t:a", &val, NULL), 0, "kv_get before expiry");
+    is_str(val, "x", "present before expiry");
+    free(val);
+    is_int(state_kv_count(st, "t:", &n), 0, "kv_count before expiry");
+    is_int(n, 3, "three live entries");
+    msleep(PAST_TTL);
+    val = (char *)&val;
+    is_int(state_kv_get(st, "t:a", &val, NULL), 0, "kv_get after expiry: rc 0");
+    ok(val == NULL, "expired entry is invisible");
+    is_int(state_kv_count(st, "t:", &n), 0, "kv_count after expiry");
+    is_int(n, 2, "expired entry not counted");
+    is_int(state_kv_get(st, "t:keep", &val, NULL), 0, "kv_get of the ttl 0 entry");
+    is_str(val, "y", "ttl 0 never expires");
+    free(val);
+    /* kv_set over an expired entry, and a set that removes a ttl. */
+    is_int(state_kv_set(st, "t:a", "x2", 2, 0), 0, "kv_set over an expired entry");
+    is_int(state_kv_get(st, "t:a", &val, NULL), 0, "kv_get after re-set");
+    is_str(val, "x2", "re-set value is live");
+    free(val);
+    is_int(state_kv_set(st, "t:b", "b", 1, TTL_MS), 0, "kv_set with ttl again");
+    is_int(state_kv_set(st, "t:b", "b2", 2, 0), 0, "kv_set with ttl 0 replaces the ttl");
+    msleep(PAST_TTL);
+    is_int(state_kv_get(st, "t:b", &val, NULL), 0, "kv_get after the old ttl");
+    is_str(val, "b2", "the replaced ttl no longer applies");
+    free(val);
+    is_int(state_kv_set(st, "t:neg", "n", 1, -1), OAI_EINTERNAL, "negative ttl is refused");
+}
+
+static void test_kv_add(struct state *st)
+{
+    char *val = NULL;
+    int added = -1;
+    is_int(state_kv_add(st, "a:x", "one", 3, 0, &added), 0, "kv_add absent: rc 0");
+    is_int(added, 1, "kv_add absent: added");
+    is_int(state_kv_add(st, "a:x", "two", 3, 0, &added), 0, "kv_add present: rc 0");
+    is_int(added, 0, "kv_add present: not added");
+    is_int(state_kv_get(st, "a:x", &val, NULL), 0, "kv_get after refused add");
+    is_str(val, "one", "kv_add did not overwrite");
+    free(val);
+
+    is_int(state_kv_add(st, "a:e", "old", 3, TTL_MS, &added), 0, "kv_add with ttl");
+    is_int(added, 1, "kv_add with ttl: added");
+    is_int(state_kv_add(st, "a:e", "mid", 3, TTL_MS, &added), 0, "kv_add over a live ttl entry");
+    is_int(added, 0, "live ttl entry blocks kv_add");
+    msleep(PAST_TTL);
+    is_int(state_kv_add(st, "a:e", "new", 3, 0, &added), 0, "kv_add over an expired entry");
+    is_int(added, 1, "expired entry does not block kv_add");
+    is_int(state_kv_get(st, "a:e", &val, NULL), 0, "kv_get after add over expired");
+    is_str(val, "new", "kv_add replaced the expired value");
+    free(val);
+    msleep(PAST_TTL);
+    is_int(state_kv_get(st, "a:e", &val, NULL), 0, "kv_get later");
+    is_str(val, "new", "kv_add with ttl 0 stored it forever");
+    free(val);
+
+    is_int(state_kv_set(st, "a:s", "s", 1, 0), 0, "kv_set");
+    is_int(state_kv_add(st, "a:s", "t", 1, 0, &added), 0, "kv_add over a kv_set entry");
+    is_int(added, 0, "kv_set entry blocks kv_add");
+    is_int(state_kv_del(st, "a:s"), 0, "kv_del");
+    is_int(state_kv_add(st, "a:s", "t", 1, 0, &added), 0, "kv_add after kv_del");
+    is_int(added, 1, "kv_add after kv_del: added");
+    is_int(state_kv_add(st, "a:null", "t", 1, 0, NULL), 0, "kv_add with NULL added");
+}
+
+static void test_count(struct state *st)
+{
+    int64_t n = -1;
+    is_int(state_kv_set(st, "ip:1", "", 0, 0), 0, "set ip:1");
+    is_int(state_kv_set(st, "ip:2", "", 0, 60000), 0, "set ip:2");
+    is_int(state_kv_set(st, "ip:3", "", 0, TTL_MS), 0, "set ip:3 (short ttl)");
+    is_int(state_kv_set(st, "ip:", "", 0, 0), 0, "set ip: (the prefix itself)");
+    is_int(state_kv_set(st, "iq:1", "", 0, 0), 0, "set iq:1");
+    is_int(state_kv_set(st, "ip", "", 0, 0), 0, "set ip");
+    is_int(state_kv_set(st, "IP:4", "", 0, 0), 0, "set IP:4");
+    is_int(state_kv_count(st, "ip:", &n), 0, "kv_count ip:");
+    is_int(n, 4, "ip: matches ip:, ip:1, ip:2, ip:3 (case-sensitive, no neighbours)");
+    is_int(state_kv_count(st, "ip:1", &n), 0, "kv_count ip:1");
+    is_int(n, 1, "a full key is its own prefix");
+    is_int(state_kv_count(st, "zz", &n), 0, "kv_count zz");
+    is_int(n, 0, "no match counts 0");
+    msleep(PAST_TTL);
+    is_int(state_kv_count(st, "ip:", &n), 0, "kv_count ip: after expiry");
+    is_int(n, 3, "expired entry not counted");
+
+    is_int(state_kv_set(st,
+                        "p\xff"
+                        "1",
+                        "", 0, 0),
+           0, "set p\\xff1");
+    is_int(state_kv_set(st, "p\xff\xff", "", 0, 0), 0, "set p\\xff\\xff");
+    is_int(state_kv_set(st, "q", "", 0, 0), 0, "set q");
+    is_int(state_kv_set(st, "\xff\xff\xffz", "", 0, 0), 0, "set \\xff\\xff\\xffz");
+    is_int(state_kv_count(st, "p\xff", &n), 0, "kv_count with a trailing 0xff byte");
+    is_int(n, 2, "0xff prefix: upper bound is computed correctly");
+    is_int(state_kv_count(st, "\xff\xff", &n), 0, "kv_count with an all-0xff prefix");
+    is_int(n, 1, "all-0xff prefix has no upper bound");
+
+    int64_t all = -1;
+    is_int(state_kv_count(st, "", &all), 0, "kv_count with an empty prefix");
+    ok(all >= 10, "empty prefix counts every live entry");
+}
+
+static void test_leases(struct state *st)
+{
+    int held = -1;
+    is_int(state_lease_acquire(st, "L", "a", 1000, &held), 0, "a acquires free lease: rc 0");
+    is_int(held, 1, "a holds it");
+    is_int(state_lease_acquire(st, "L", "b", 1000, &held), 0, "b tries: rc 0");
+    is_int(held, 0, "b is refused while a holds it");
+    is_int(state_lease_acquire(st, "L", "a", 1000, &held), 0, "a renews: rc 0");
+    is_int(held, 1, "a still holds it after renewing");
+    is_int(state_lease_release(st, "L", "b"), 0, "b releases a lease it does not hold: rc 0");
+    is_int(state_lease_acquire(st, "L", "b", 1000, &held), 0, "b tries again");
+    is_int(held, 0, "release by a non-owner changes nothing");
+    is_int(state_lease_release(st, "L", "a"), 0, "a releases");
+    is_int(state_lease_acquire(st, "L", "b", TTL_MS, &held), 0, "b acquires after release");
+    is_int(held, 1, "b holds it after release");
+    msleep(PAST_TTL);
+    is_int(state_lease_acquire(st, "L", "a", 3 * TTL_MS, &held), 0, "a tries after b expired");
+    is_int(held, 1, "an expired lease is free");
+    /* Renewal extends: renew at 2/3 of the ttl, then wait past the original deadline. */
+    msleep(2 * TTL_MS);
+    is_int(state_lease_acquire(st, "L", "a", 3 * TTL_MS, &held), 0, "a renews before expiry");
+    is_int(held, 1, "renewed");
+    msleep(2 * TTL_MS);
+    is_int(state_lease_acquire(st, "L", "b", 1000, &held), 0, "b tries past the first deadline");
+    is_int(held, 0, "renewal moved the deadline");
+    is_int(state_lease_acquire(st, "M", "b", 1000, &held), 0, "another lease name");
+    is_int(held, 1, "leases are independent");
+    is_int(state_lease_release(st, "nope", "a"), 0, "releasing a missing lease is not an error");
+    is_int(state_lease_acquire(st, "L", "a", 0, &held), OAI_EINTERNAL, "ttl 0 lease refused");
+    is_int(held, 0, "refused call leaves held 0");
+}
+
+static void test_limits(struct state *st)
+{
+    char key[STATE_KEY_MAX + 2];
+    int64_t v = 0;
+    int held = 0, added = 0;
+    char *val = NULL;
+    size_t len = 0;
+
+    memset(key, 'k', sizeof key - 1);
+    key[sizeof key - 1] = '\0'; /* STATE_KEY_MAX + 1 bytes */
+    is_int(state_kv_set(st, key, "v", 1, 0), OAI_ELIMIT, "kv_set oversized key");
+    is_int(state_kv_add(st, key, "v", 1, 0, &added), OAI_ELIMIT, "kv_add oversized key");
+    is_int(state_kv_get(st, key, &val, &len), OAI_ELIMIT, "kv_get oversized key");
+    ok(val == NULL, "kv_get failure leaves NULL");
+    is_int(state_kv_del(st, key), OAI_ELIMIT, "kv_del oversized key");
+    is_int(state_kv_count(st, key, &v), OAI_ELIMIT, "kv_count oversized prefix");
+    is_int(state_counter_add(st, key, 1, &v), OAI_ELIMIT, "counter_add oversized name");
+    is_int(state_counter_get(st, key, &v), OAI_ELIMIT, "counter_get oversized name");
+    is_int(state_lease_acquire(st, key, "o", 1000, &held), OAI_ELIMIT, "lease oversized name");
+    is_int(state_lease_acquire(st, "L2", key, 1000, &held), OAI_ELIMIT, "lease oversized owner");
+    is_int(state_lease_release(st, key, "o"), OAI_ELIMIT, "lease_release oversized name");
+
+    key[STATE_KEY_MAX] = '\0'; /* exactly STATE_KEY_MAX bytes */
+    is_int(state_kv_set(st, key, "v", 1, 0), 0, "kv_set key of exactly STATE_KEY_MAX");
+    is_int(state_kv_get(st, key, &val, &len), 0, "kv_get key of exactly STATE_KEY_MAX");
+    is_str(val, "v", "max-length key round-trips");
+    free(val);
+    is_int(state_kv_count(st, key, &v), 0, "kv_count prefix of exactly STATE_KEY_MAX");
+    is_int(v, 1, "max-length prefix counts");
+
+    char *big = malloc(STATE_VALUE_MAX + 1);
+    if (big == NULL) {
+        ok(0, "malloc");
+        return;
+    }
+    memset(big, 'v', STATE_VALUE_MAX + 1);
+    is_int(state_kv_set(st, "big", big, STATE_VALUE_MAX + 1, 0), OAI_ELIMIT,
+           "kv_set oversized value");
+    is_int(state_kv_add(st, "big", big, STATE_VALUE_MAX + 1, 0, &added), OAI_ELIMIT,
+           "kv_add oversized value");
+    is_int(state_kv_set(st, "big", big, STATE_VALUE_MAX, 0), 0, "kv_set value of the max size");
+    is_int(state_kv_get(st, "big", &val, &len), 0, "kv_get value of the max size");
+    is_int(len, STATE_VALUE_MAX, "max-size value length");
+    ok(val != NULL && memcmp(val, big, STATE_VALUE_MAX) == 0, "max-size value content");
+    free(val);
+    free(big);
+}
+
+static void test_open_failures(void)
+{
+    char path[256], sub[256], file[256];
+
+    open_fails("/nonexistent-oai-dir/x/state.db", "does not exist", "missing directory");
+    join_path(path, sizeof path, "no/such/dir/state.db");
+    open_fails(path, "does not exist", "missing directory under tmp");
+
+    join_path(file, sizeof file, "plainfile");
+    FILE *f = fopen(file, "w");
+    if (f != NULL)
+        fclose(f);
+    join_path(path, sizeof path, "plainfile/state.db");
+    open_fails(path, "not a directory", "parent is a file");
+
+    join_path(path, sizeof path, "adir.db");
+    mkdir(path, 0700);
+    open_fails(path, "is a directory", "path is a directory");
+
+    join_path(path, sizeof path, "garbage.db");
+    f = fopen(path, "w");
+    if (f != NULL) {
+        fputs("this is not an SQLite database, just some text long enough to be read\n", f);
+        for (int i = 0; i < 100; i++)
+            fputs("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n", f);
+        fclose(f);
+    }
+    open_fails(path, "not a database", "file is not a database");
+
+    open_fails("", "empty", "empty path");
+
+    join_path(sub, sizeof sub, "ro");
+    mkdir(sub, 0700);
+    chmod(sub, 0555);
+    if (access(sub, W_OK) == 0) {
+        ok(1, "# SKIP unwritable directory: running as root, access(W_OK) succeeds");
+    } else {
+        join_path(path, sizeof path, "ro/state.db");
+        open_fails(path, "not writable", "unwritable directory");
+    }
+    chmod(sub, 0700);
+}
+
+/* test_on_disk checks the file's settings with a separate raw connection. */
+static void test_on_disk(const char *path)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
+    is_int(rc, SQLITE_OK, "raw sqlite open of the store");
+    if (rc == SQLITE_OK && sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL) == 0 &&
+        sqlite3_step(s) == SQLITE_ROW)
+        is_str((const char *)sqlite3_column_text(s, 0), "wal", "journal_mode is wal");
+    else
+        ok(0, "journal_mode is wal");
+    sqlite3_finalize(s);
+    s = NULL;
+    if (rc == SQLITE_OK && sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL) == 0 &&
+        sqlite3_step(s) == SQLITE_ROW)
+        is_int(sqlite3_column_int(s, 0), 1, "user_version is 1");
+    else
+        ok(0, "user_version is 1");
+    sqlite3_finalize(s);
+    s = NULL;
+    if (rc == SQLITE_OK &&
+        sqlite3_prepare_v2(db,
+                           "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND "
+                           "name IN ('counters', 'kv', 'leases')",
+                           -1, &s, NULL) == 0 &&
+        sqlite3_step(s) == SQLITE_ROW)
+        is_int(sqlite3_column_int(s, 0), 3, "tables counters, kv, leases exist");
+    else
+        ok(0, "tables counters, kv, leases exist");
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+}
+
+/* ---- concurrency --------------------------------------------------------------------------- */
+
+struct worker {
+    struct state *st;
+    int gate;     /* read end of the start gate: EOF means go */
+    int failures; /* calls that did not return 0 */
+    int wins[RACE_KEYS];
+};
+
+static void wait_gate(int gate)
+{
+    char c;
+    ssize_t r;
+    do
+        r = read(gate, &c, 1);
+    while (r < 0 && errno == EINTR);
+}
+
+static void *thread_main(void *arg)
+{
+    struct worker *w = arg;
+    char key[32];
+    wait_gate(w->gate);
+    for (int i = 0; i < ADDS; i++) {
+        if (state_counter_add(w->st, "conc", 1, NULL) != 0)
+            w->failures++;
+        if (i < RACE_KEYS) {
+            int added = 0;
+            snprintf(key, sizeof key, "trace:%d", i);
+            if (state_kv_add(w->st, key, "t", 1, 0, &added) != 0)
+                w->failures++;
+            w->wins[i] = added;
+        }
+    }
+    return NULL;
+}
+
+/* child_main runs in a forked child: its own connection, counter adds interleaved with kv_add
+ * races; each won key index is written as one byte to results. Never returns. */
+static void child_main(const char *path, int gate, int results)
+{
+    struct state *st = NULL;
+    char key[32];
+    int failures = 0;
+    wait_gate(gate);
+    if (state_open(&st, path) != 0)
+        _exit(2);
+    for (int i = 0; i < ADDS; i++) {
+        if (i < RACE_KEYS) {
+            int added = 0;
+            snprintf(key, sizeof key, "race:%d", i);
+            if (state_kv_add(st, key, "p", 1, 0, &added) != 0)
+                failures++;
+            unsigned char b = (unsigned char)i;
+            if (added && write(results, &b, 1) != 1)
+                failures++;
+        }
+        if (state_counter_add(st, "conc", 1, NULL) != 0)
+            failures++;
+    }
+    state_close(st);
+    _exit(failures ? 1 : 0);
+}
+
+/* test_concurrency: no connection may be open in this process when it forks. */
+static void test_concurrency(const char *path)
+{
+    int gate[2], results[2];
+    pid_t pids[PROCS];
+    pthread_t tids[THREADS];
+    struct worker workers[THREADS];
+    struct state *st = NULL;
+    int64_t v = -1;
+
+    if (pipe(gate) != 0 || pipe(results) != 0) {
+        ok(0, "pipes");
+        return;
+    }
+    for (int p = 0; p < PROCS; p++) {
+        pids[p] = fork();
+        if (pids[p] == 0) {
+            close(gate[1]);
+            close(results[0]);
+            child_main(path, gate[0], results[1]);
+        }
+    }
+    close(results[1]);
+    is_int(state_open(&st, path), 0, "parent opens the shared store");
+    memset(workers, 0, sizeof workers);
+    for (int t = 0; t < THREADS; t++) {
+        workers[t].st = st;
+        workers[t].gate = gate[0];
+        pthread_create(&tids[t], NULL, thread_main, &workers[t]);
+    }
+    close(gate[1]); /* go */
+
+    int thread_failures = 0;
+    for (int t = 0; t < THREADS; t++) {
+        pthread_join(tids[t], NULL);
+        thread_failures += workers[t].failures;
+    }
+    int children_ok = 0;
+    for (int p = 0; p < PROCS; p++) {
+        int status = 0;
+        if (pids[p] > 0 && waitpid(pids[p], &status, 0) == pids[p] && WIFEXITED(status) &&
+            WEXITSTATUS(status) == 0)
+            children_ok++;
+    }
+    close(gate[0]);
+
+    int wins[RACE_KEYS] = {0};
+    unsigned char buf[256];
+    ssize_t n;
+    int total = 0;
+    while ((n = read(results[0], buf, sizeof buf)) > 0) {
+        for (ssize_t i = 0; i < n; i++) {
+            if (buf[i] < RACE_KEYS)
+                wins[buf[i]]++;
+            total++;
+        }
+    }
+    close(results[0]);
+
+    is_int(children_ok, PROCS, "every child process exited cleanly with no failed call");
+    is_int(thread_failures, 0, "no failed call in the threads");
+    is_int(state_counter_get(st, "conc", &v), 0, "counter_get after the storm");
+    is_int(v, (PROCS + THREADS) * ADDS, "counter is exactly 1600: no lost update");
+
+    int exactly_one = 0;
+    for (int i = 0; i < RACE_KEYS; i++)
+        exactly_one += wins[i] == 1;
+    is_int(total, RACE_KEYS, "process kv_add race: one win per key in total");
+    is_int(exactly_one, RACE_KEYS, "process kv_add race: every key has exactly one winner");
+
+    exactly_one = 0;
+    for (int i = 0; i < RACE_KEYS; i++) {
+        int w = 0;
+        for (int t = 0; t < THREADS; t++)
+            w += workers[t].wins[i];
+        exactly_one += w == 1;
+    }
+    is_int(exactly_one, RACE_KEYS, "thread kv_add race: every key has exactly one winner");
+    state_close(st);
+}
+
+/* ---- cleanup ------------------------------------------------------------------------------- */
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    return remove(p);
+}
+
+int main(void)
+{
+    char path[256];
+    struct state *st = NULL;
+    int64_t v = 0;
+
+    tap_start();
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/t_state.XXXXXX");
+    if (mkdtemp(tmpdir) == NULL) {
+        ok(0, "mkdtemp");
+        return tap_done();
+    }
+    join_path(path, sizeof path, "state.db");
+
+    is_int(state_open(&st, path), 0, "state_open on a fresh temp dir");
+    if (st == NULL)
+        return tap_done();
+    is_str(state_path(st), path, "state_path returns the path");
+    test_on_disk(path);
+    test_counters(st);
+    test_kv(st);
+    test_ttl(st);
+    test_kv_add(st);
+    test_count(st);
+    test_leases(st);
+    test_limits(st);
+    state_close(st);
+    state_close(NULL);
+    ok(1, "state_close(NULL) is a no-op");
+
+    st = NULL;
+    is_int(state_open(&st, path), 0, "reopen the store");
+    is_int(st ? state_counter_get(st, "c:a", &v) : -1, 0, "counter_get after reopen");
+    is_int(v, -1, "counters persist across close/open");
+    state_close(st);
+
+    test_open_failures();
+    test_concurrency(path);
+
+    ok(nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0, "temp dir removed");
+    return tap_done();
+}
