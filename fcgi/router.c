@@ -157,7 +157,25 @@ int router_resolve(const char *script_name, const char *path_info, const char *r
         return rc;
     }
 
-    /* No PATH_INFO: try every "/"-boundary suffix of the URI, longest first, for a route. */
+    /* No PATH_INFO. SCRIPT_NAME is the mount when it is a proper prefix of the URI. */
+    char sn[LIMIT_PATH];
+    size_t slen = script_name ? strlen(script_name) : 0;
+    if ((rc = copy_path(sn, script_name ? script_name : "", slen)))
+        return rc;
+    router_normalize(sn, 0);
+    slen = strcmp(sn, "/") == 0 ? 0 : strlen(sn);
+    if (strcmp(sn, uri) != 0) {
+        if (slen && strncmp(uri, sn, slen) == 0 && uri[slen] == '/') {
+            if ((rc = copy_path(out->mount, uri, slen)))
+                return rc;
+            return copy_path(out->path, uri + slen, strlen(uri + slen));
+        }
+        out->mount[0] = '\0';
+        return copy_path(out->path, uri, strlen(uri));
+    }
+    /* SCRIPT_NAME is the whole path (mod_proxy_fcgi; lighttpd at "/" without
+     * fix-root-scriptname; a bare prefix mount): the mount is unknown, so take the longest
+     * "/"-boundary suffix of the URI that names a route. */
     struct route r;
     for (const char *s = uri; s; s = strchr(s + 1, '/')) {
         if (router_match(s, base, &r) || (s != uri && strcmp(s, "/") == 0)) {
@@ -166,25 +184,14 @@ int router_resolve(const char *script_name, const char *path_info, const char *r
             return copy_path(out->path, s, strlen(s));
         }
     }
-    /* Not a route: relative to SCRIPT_NAME when it is a proper prefix, else the whole URI. */
-    char sn[LIMIT_PATH];
-    size_t slen = script_name ? strlen(script_name) : 0;
-    if (slen >= sizeof sn)
-        slen = 0;
-    memcpy(sn, script_name ? script_name : "", slen);
-    sn[slen] = '\0';
-    while (slen > 1 && sn[slen - 1] == '/')
-        sn[--slen] = '\0';
-    if (slen > 1 && strncmp(uri, sn, slen) == 0 &&
-        (uri[slen] == '/' || uri[slen] == '\0')) {
-        if ((rc = copy_path(out->mount, uri, slen)))
-            return rc;
-        if (uri[slen] == '\0')
-            return copy_path(out->path, "/", 1); /* the mount point itself: the info page */
-        return copy_path(out->path, uri + slen, strlen(uri + slen));
+    if (strchr(uri + 1, '/')) { /* several segments and no route: an unknown path */
+        out->mount[0] = '\0';
+        return copy_path(out->path, uri, strlen(uri));
     }
-    out->mount[0] = '\0';
-    return copy_path(out->path, uri, strlen(uri));
+    /* a single segment ("/oai"): the bare mount point, i.e. the info page */
+    if ((rc = copy_path(out->mount, uri, strcmp(uri, "/") == 0 ? 0 : strlen(uri))))
+        return rc;
+    return copy_path(out->path, "/", 1);
 }
 
 const char *router_provider_name(enum provider p)

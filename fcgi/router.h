@@ -3,8 +3,9 @@
  *
  * Paths are relative to the mount point. Web servers disagree on SCRIPT_NAME/PATH_INFO
  * (reference/web-servers-and-tooling.md §2.4), so router_resolve works from whatever is set:
- * PATH_INFO when present, else REQUEST_URI minus SCRIPT_NAME, else the longest suffix of
- * REQUEST_URI that names a route (mod_proxy_fcgi sets neither usefully).
+ * PATH_INFO when present; else REQUEST_URI minus SCRIPT_NAME when SCRIPT_NAME is a proper
+ * prefix; else (SCRIPT_NAME is the whole path, as with mod_proxy_fcgi or lighttpd at "/"
+ * without fix-root-scriptname) the longest suffix of REQUEST_URI that names a route.
  */
 #ifndef OAI_ROUTER_H
 #define OAI_ROUTER_H

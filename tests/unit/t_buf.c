@@ -1,0 +1,82 @@
+/* Unit tests for common/buf (ceilings), common/util (strict JSON, numbers, ids) and err. */
+#include <stdlib.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/util.h"
+#include "tests/unit/tap.h"
+
+static void test_buf(void)
+{
+    struct buf b;
+    buf_init(&b, 10);
+    is_int(buf_adds(&b, "hello"), 0, "append within the ceiling");
+    is_int(buf_printf(&b, "%d", 12345), 0, "printf fills up to exactly the ceiling");
+    is_str(b.data, "hello12345", "contents are NUL-terminated");
+    is_int(buf_adds(&b, "x"), OAI_ELIMIT, "one byte over the ceiling fails");
+    is_int((long long)b.len, 10, "a failed append leaves the contents unchanged");
+    size_t len;
+    char *p = buf_take(&b, &len);
+    is_int((long long)len, 10, "take hands over the length");
+    ok(b.data == NULL && b.len == 0, "take resets the buffer");
+    free(p);
+    buf_free(&b);
+}
+
+static void test_json(void)
+{
+    json_object *o = NULL;
+    static const char good[] = "{\"a\":[1,2,{\"b\":\"\xc3\xa9\"}]}  \n";
+    is_int(util_parse_json(good, sizeof good - 1, &o), 0, "valid JSON with trailing space");
+    json_object_put(o);
+    static const char bad_utf8[] = "{\"a\":\"\xff\xfe\"}";
+    is_int(util_parse_json(bad_utf8, sizeof bad_utf8 - 1, &o), OAI_EBADJSON, "invalid UTF-8");
+    ok(o == NULL, "no object on failure");
+    is_int(util_parse_json("{} x", 4, &o), OAI_EBADJSON, "trailing garbage");
+    is_int(util_parse_json("{\"a\":1,}", 8, &o), OAI_EBADJSON, "trailing comma (strict)");
+    is_int(util_parse_json("", 0, &o), OAI_EBADJSON, "empty body");
+    is_int(util_parse_json("{\"a\":1", 6, &o), OAI_EBADJSON, "truncated object");
+    static const char nul[] = "{\"a\":1}\0{}";
+    is_int(util_parse_json(nul, sizeof nul - 1, &o), OAI_EBADJSON, "embedded NUL after value");
+    char deep[300];
+    for (int i = 0; i < 150; i++) {
+        deep[i] = '[';
+        deep[299 - i] = ']';
+    }
+    is_int(util_parse_json(deep, 300, &o), OAI_EBADJSON, "nesting deeper than the limit");
+    is_int(util_parse_json("\"str\"", 5, &o), 0, "a scalar parses (callers check the type)");
+    json_object_put(o);
+}
+
+static void test_numbers_and_ids(void)
+{
+    long long v = 0;
+    is_int(util_parse_long("42", 0, 100, &v), 0, "in range");
+    is_int(v, 42, "value");
+    is_int(util_parse_long("101", 0, 100, &v), OAI_EBADREQ, "above max");
+    is_int(util_parse_long("4x", 0, 100, &v), OAI_EBADREQ, "trailing junk");
+    is_int(util_parse_long(" 4", 0, 100, &v), OAI_EBADREQ, "leading space");
+    is_int(util_parse_long("", 0, 100, &v), OAI_EBADREQ, "empty");
+    is_int(util_parse_long("99999999999999999999", 0, 100, &v), OAI_EBADREQ, "overflow");
+    char a[25], b[25];
+    util_random_hex(a, 24);
+    util_random_hex(b, 24);
+    is_int((long long)strlen(a), 24, "id length");
+    ok(strspn(a, "0123456789abcdef") == 24, "id is hex");
+    ok(strcmp(a, b) != 0, "ids differ");
+    ok(util_ct_equal("secret", "secret") && !util_ct_equal("secret", "secreT") &&
+           !util_ct_equal("secret", "secret2"),
+       "constant-time equality");
+    is_int(err_http(OAI_ETOOBIG), 413, "TOOBIG maps to 413");
+    is_int(err_http(OAI_ENOKEYS), 503, "NOKEYS maps to 503");
+    is_str(err_name(OAI_EBADJSON), "BADJSON", "error names");
+}
+
+int main(void)
+{
+    tap_start();
+    test_buf();
+    test_json();
+    test_numbers_and_ids();
+    return tap_done();
+}
