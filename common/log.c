@@ -1,6 +1,7 @@
 #include "common/log.h"
 
-#include <openssl/sha.h>
+#include "common/util.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -56,8 +57,8 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 
 void log_hash(const void *data, size_t len, char out[13])
 {
-    unsigned char md[SHA256_DIGEST_LENGTH];
-    SHA256(data, len, md);
+    unsigned char md[32];
+    util_sha256(data, len, md);
     for (int i = 0; i < 6; i++)
         snprintf(out + 2 * i, 3, "%02x", md[i]);
 }

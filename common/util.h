@@ -28,6 +28,10 @@ __attribute__((warn_unused_result)) int util_parse_json(const char *p, size_t n,
 /* util_json_plain serialises obj without spaces (the wire form); the string is owned by obj. */
 const char *util_json_plain(json_object *obj, size_t *len);
 
+/* util_sha256 writes the SHA-256 digest of data to out (the algorithm is fetched from OpenSSL
+ * once per process, not per call). */
+void util_sha256(const void *data, size_t len, unsigned char out[32]);
+
 /* util_ct_equal compares two strings in time independent of where they differ. */
 int util_ct_equal(const char *a, const char *b);
 

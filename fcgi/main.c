@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "build-info.h"
+#include "revision.h"
 #include "fcgi/app.h"
 #include "fcgi/server.h"
 

@@ -9,6 +9,7 @@
 #include "common/err.h"
 #include "common/util.h"
 #include "build-info.h"
+#include "revision.h"
 
 #define BUILD PACKAGE_NAME " " PACKAGE_VERSION " (" OAI_GIT_REV ")"
 
