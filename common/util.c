@@ -102,6 +102,12 @@ static void sha256_fetch(void)
     sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
 }
 
+void util_init(void)
+{
+    OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL);
+    pthread_once(&sha256_once, sha256_fetch);
+}
+
 void util_sha256(const void *data, size_t len, unsigned char out[32])
 {
     pthread_once(&sha256_once, sha256_fetch);

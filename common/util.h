@@ -8,6 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* util_init initialises libcrypto and fetches the digests the gateway uses; call it once
+ * before starting threads, so that no worker thread does library set-up. */
+void util_init(void);
+
 /* util_now_ms is wall-clock milliseconds; util_mono_ms is monotonic milliseconds. */
 int64_t util_now_ms(void);
 int64_t util_mono_ms(void);

@@ -167,6 +167,7 @@ int main(int argc, char **argv)
 {
     const char *listen_addr = NULL;
     long long mode = 0660;
+    util_init();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--version") == 0) {

@@ -368,7 +368,15 @@ int state_open(struct state **out, const char *path)
         goto done;
     }
     sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
-    src = pragma_text(st->db, "PRAGMA journal_mode=WAL", mode, sizeof mode);
+    /* Switching to WAL needs an exclusive lock, and SQLite reports SQLITE_BUSY without
+     * consulting the busy handler when another process is doing the same (several gateway
+     * processes starting together on a new file): retry within the busy timeout. */
+    for (int waited = 0;; waited += 10) {
+        src = pragma_text(st->db, "PRAGMA journal_mode=WAL", mode, sizeof mode);
+        if ((src != SQLITE_BUSY && src != SQLITE_LOCKED) || waited >= BUSY_TIMEOUT_MS)
+            break;
+        usleep(10000);
+    }
     if (src != SQLITE_OK) {
         snprintf(why, sizeof why, "cannot use the database: %s", sqlite3_errmsg(st->db));
         goto done;
