@@ -23,7 +23,7 @@ void buf_reset(struct buf *b);
 __attribute__((warn_unused_result)) int buf_add(struct buf *b, const void *p, size_t n);
 __attribute__((warn_unused_result)) int buf_adds(struct buf *b, const char *s);
 __attribute__((warn_unused_result, format(printf, 2, 3))) int buf_printf(struct buf *b,
-                                                                          const char *fmt, ...);
+                                                                         const char *fmt, ...);
 /* buf_take hands the data to the caller (free() it) and resets the buffer. */
 char *buf_take(struct buf *b, size_t *len);
 

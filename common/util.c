@@ -91,7 +91,8 @@ done:
 
 const char *util_json_plain(json_object *obj, size_t *len)
 {
-    return json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, len);
+    return json_object_to_json_string_length(
+        obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, len);
 }
 
 static EVP_MD *sha256_md;

@@ -20,14 +20,13 @@ int64_t util_mono_ms(void);
 void util_random_hex(char *out, size_t n);
 
 /* util_parse_long parses a whole decimal string into [min, max]; 0 or OAI_EBADREQ. */
-__attribute__((warn_unused_result)) int util_parse_long(const char *s, long long min,
-                                                        long long max, long long *out);
+__attribute__((warn_unused_result)) int util_parse_long(const char *s, long long min, long long max,
+                                                        long long *out);
 
 /* util_parse_json parses exactly one JSON value from p[0..n) (trailing whitespace allowed),
  * rejecting invalid UTF-8, nesting deeper than LIMIT_JSON_DEPTH, and trailing garbage.
  * On success *out holds a new reference (caller puts it). Returns 0 or OAI_EBADJSON. */
-__attribute__((warn_unused_result)) int util_parse_json(const char *p, size_t n,
-                                                        json_object **out);
+__attribute__((warn_unused_result)) int util_parse_json(const char *p, size_t n, json_object **out);
 
 /* util_json_plain serialises obj without spaces (the wire form); the string is owned by obj. */
 const char *util_json_plain(json_object *obj, size_t *len);

@@ -66,7 +66,8 @@ static struct state *store(struct app *app, const char *path)
     return st;
 }
 
-/* ---- replies ---------------------------------------------------------------------------------- */
+/* ---- replies ----------------------------------------------------------------------------------
+ */
 
 static void send_error_msg(struct ctx *c, int err, const char *message, const char *param)
 {
@@ -90,7 +91,8 @@ static void send_text(struct ctx *c, int status, const char *ctype, const char *
     resp_send(&c->resp, status, ctype, text, n);
 }
 
-/* ---- routes ----------------------------------------------------------------------------------- */
+/* ---- routes -----------------------------------------------------------------------------------
+ */
 
 static int64_t uptime_s(struct ctx *c, struct state *st)
 {
@@ -167,8 +169,7 @@ static void handle_metrics(struct ctx *c)
 {
     if (!admin_ok(c)) {
         if (resp_header(&c->resp, "WWW-Authenticate", "Bearer") == 0)
-            send_error_msg(c, OAI_EUNAUTH, "metrics need Authorization: Bearer <ADMIN_KEY>",
-                           NULL);
+            send_error_msg(c, OAI_EUNAUTH, "metrics need Authorization: Bearer <ADMIN_KEY>", NULL);
         return;
     }
     struct state *st = store(c->app, c->cfg->state_path);
@@ -243,8 +244,7 @@ static void reply_test_message(struct ctx *c, json_object *body, const char *mod
 }
 
 /* Checks that a field, when present, has the JSON type wanted; sends the 400 if not. */
-static int field_ok(struct ctx *c, json_object *body, const char *key, json_type want,
-                    int required)
+static int field_ok(struct ctx *c, json_object *body, const char *key, json_type want, int required)
 {
     json_object *v;
     int present = json_object_object_get_ex(body, key, &v);
@@ -310,8 +310,10 @@ static void handle_generation(struct ctx *c)
         goto done;
     }
     char msg[256];
-    snprintf(msg, sizeof msg, "no usable key for model '%.80s': this gateway has no %s "
-             "credentials it can call yet", model, router_provider_name(c->rq.route.provider));
+    snprintf(msg, sizeof msg,
+             "no usable key for model '%.80s': this gateway has no %s "
+             "credentials it can call yet",
+             model, router_provider_name(c->rq.route.provider));
     send_error_msg(c, OAI_ENOKEYS, msg, NULL);
 done:
     json_object_put(body);

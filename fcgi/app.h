@@ -18,7 +18,7 @@
 struct app {
     struct config cfg; /* from the process environment, validated at start */
     int64_t start_ms;
-    int cgi;           /* one request per process: uptime comes from the state store */
+    int cgi; /* one request per process: uptime comes from the state store */
     pthread_mutex_t mu;
     struct state *stores[APP_STORES]; /* one per STATE_PATH in use */
     atomic_long in_flight;

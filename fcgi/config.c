@@ -17,7 +17,7 @@
 #ifndef LOCALSTATEDIR
 #define LOCALSTATEDIR "/usr/local/var"
 #endif
-#define KB *1024LL
+#define KB       *1024LL
 #define INT_MAXV 2147483647LL
 
 enum kind { K_STR, K_SECRET, K_INT, K_SIZE, K_ENUM, K_BOOL };
@@ -31,7 +31,7 @@ struct var {
     enum kind kind;
     size_t off;
     const char *def;
-    long long min, max;      /* K_INT, K_SIZE */
+    long long min, max;       /* K_INT, K_SIZE */
     const char *const *enums; /* K_ENUM: NULL-terminated, value = index */
     check_fn check;
     const char *summary_key; /* camelCase name on the info page; NULL = never shown */
@@ -104,8 +104,7 @@ static int aws_entry(const char *e, size_t len, int idx, char *why, size_t n)
 {
     int empty, f = count_fields(e, len, &empty);
     if ((f != 3 && f != 4) || empty) {
-        snprintf(why, n, "entry %d must be accessKeyId:secretAccessKey:region[:sessionToken]",
-                 idx);
+        snprintf(why, n, "entry %d must be accessKeyId:secretAccessKey:region[:sessionToken]", idx);
         return 1;
     }
     return 0;
@@ -204,8 +203,10 @@ static int family_entry(const char *e, size_t len, int idx, char *why, size_t n)
             return 0;
     if (len > 6 && memcmp(e, "azure-", 6) == 0)
         return 0;
-    snprintf(why, n, "entry %d is not a model family (gcp-claude, gcp-claude-opus, aws-claude, "
-                     "aws-claude-opus, azure-<model>)", idx);
+    snprintf(why, n,
+             "entry %d is not a model family (gcp-claude, gcp-claude-opus, aws-claude, "
+             "aws-claude-opus, azure-<model>)",
+             idx);
     return 1;
 }
 
@@ -319,16 +320,17 @@ static int check_cron(const char *v, char *why, size_t n)
     return 0;
 }
 
-/* ---- the table -------------------------------------------------------------------------------- */
+/* ---- the table --------------------------------------------------------------------------------
+ */
 
-#define O(f) offsetof(struct config, f)
+#define O(f)          offsetof(struct config, f)
 #define STATE_DEFAULT LOCALSTATEDIR "/lib/oai-fcgi/state.db"
 
 static const struct var vars[] = {
     {"GCP_CREDENTIALS", K_SECRET, O(gcp_credentials), NULL, 0, 0, NULL, check_gcp, NULL,
      "projectId:clientEmail:region:privateKey,... (PEM with literal \\n)"},
-    {"GCP_CREDENTIALS_FILE", K_STR, O(gcp_credentials_file), NULL, 0, 0, NULL, check_gcp_file,
-     NULL, "service-account JSON paths, each optionally :region"},
+    {"GCP_CREDENTIALS_FILE", K_STR, O(gcp_credentials_file), NULL, 0, 0, NULL, check_gcp_file, NULL,
+     "service-account JSON paths, each optionally :region"},
     {"AWS_CREDENTIALS", K_SECRET, O(aws_credentials), NULL, 0, 0, NULL, check_aws, NULL,
      "accessKeyId:secretAccessKey:region[:sessionToken],..."},
     {"AZURE_CREDENTIALS", K_SECRET, O(azure_credentials), NULL, 0, 0, NULL, check_azure, NULL,
@@ -347,43 +349,41 @@ static const struct var vars[] = {
      "defaultMaxTokens", "max_tokens sent to Claude when the client gives none"},
     {"MAX_OUTPUT_TOKENS", K_INT, O(max_output_tokens), "0", 0, INT_MAXV, NULL, NULL,
      "maxOutputTokens", "clamp on requested output tokens, 0 = none"},
-    {"ALLOWED_MODEL_FAMILIES", K_STR, O(allowed_model_families), NULL, 0, 0, NULL,
-     check_families, "allowedModelFamilies", "comma list of families; unset = all"},
+    {"ALLOWED_MODEL_FAMILIES", K_STR, O(allowed_model_families), NULL, 0, 0, NULL, check_families,
+     "allowedModelFamilies", "comma list of families; unset = all"},
     {"TEXT_MODEL_RATE_LIMIT", K_INT, O(text_model_rate_limit), "0", 0, INT_MAXV, NULL, NULL,
      "textModelRateLimit", "requests per minute per identity, 0 = off"},
-    {"MAX_IPS_PER_USER", K_INT, O(max_ips_per_user), "0", 0, INT_MAXV, NULL, NULL,
-     "maxIpsPerUser", "per-user IP cap, 0 = none"},
-    {"BLOCKED_ORIGINS", K_STR, O(blocked_origins), NULL, 0, 0, NULL, check_list,
-     "blockedOrigins", "comma list of Origin/Referer substrings to refuse"},
+    {"MAX_IPS_PER_USER", K_INT, O(max_ips_per_user), "0", 0, INT_MAXV, NULL, NULL, "maxIpsPerUser",
+     "per-user IP cap, 0 = none"},
+    {"BLOCKED_ORIGINS", K_STR, O(blocked_origins), NULL, 0, 0, NULL, check_list, "blockedOrigins",
+     "comma list of Origin/Referer substrings to refuse"},
     {"IP_BLACKLIST", K_STR, O(ip_blacklist), NULL, 0, 0, NULL, check_cidrs, NULL,
      "comma list of IPs/CIDR ranges to refuse"},
     {"TRUSTED_PROXIES", K_INT, O(trusted_proxies), "0", 0, 64, NULL, NULL, "trustedProxies",
      "X-Forwarded-For hops to trust"},
     {"STATE_PATH", K_STR, O(state_path), STATE_DEFAULT, 0, 0, NULL, check_state_path, NULL,
      "SQLite state file shared by all processes"},
-    {"MAX_BODY_BYTES", K_SIZE, O(max_body_bytes), "33554432", LIMIT_BODY_MIN,
-     4096LL * 1024 * 1024, NULL, NULL, "maxBodyBytes",
-     "largest request body (bytes; k/m/g suffixes), larger gets 413"},
+    {"MAX_BODY_BYTES", K_SIZE, O(max_body_bytes), "33554432", LIMIT_BODY_MIN, 4096LL * 1024 * 1024,
+     NULL, NULL, "maxBodyBytes", "largest request body (bytes; k/m/g suffixes), larger gets 413"},
     {"UPSTREAM_TIMEOUT_S", K_INT, O(upstream_timeout_s), "600", 1, 86400, NULL, NULL,
      "upstreamTimeoutS", "upstream request timeout"},
     {"STREAM_IDLE_TIMEOUT_S", K_INT, O(stream_idle_timeout_s), "300", 1, 86400, NULL, NULL,
      "streamIdleTimeoutS", "longest upstream silence in a stream"},
     {"HEARTBEAT_S", K_INT, O(heartbeat_s), "15", 1, 3600, NULL, NULL, "heartbeatS",
      "SSE comment after this many seconds of silence"},
-    {"UPSTREAM_CONNECT_TO", K_STR, O(upstream_connect_to), NULL, 0, 0, NULL, check_connect_to,
-     NULL, "host:port:connecthost:connectport,... (libcurl CONNECT_TO)"},
+    {"UPSTREAM_CONNECT_TO", K_STR, O(upstream_connect_to), NULL, 0, 0, NULL, check_connect_to, NULL,
+     "host:port:connecthost:connectport,... (libcurl CONNECT_TO)"},
     {"UPSTREAM_CA_BUNDLE", K_STR, O(upstream_ca_bundle), NULL, 0, 0, NULL, check_readable, NULL,
      "CA file for upstream TLS (default: system)"},
     {"HTTPS_PROXY", K_SECRET, O(https_proxy), NULL, 0, 0, NULL, check_url, NULL,
      "proxy for upstream calls"},
-    {"SERVER_TITLE", K_STR, O(server_title), "oai-fcgi", 0, 0, NULL, NULL, NULL,
-     "info page title"},
+    {"SERVER_TITLE", K_STR, O(server_title), "oai-fcgi", 0, 0, NULL, NULL, NULL, "info page title"},
     {"LOG_LEVEL", K_ENUM, O(log_level), "info", 0, 0, level_names, NULL, "logLevel",
      "debug, info, warn or error"},
     {"SYSTEM_MESSAGE_MODE", K_ENUM, O(system_message_mode), "inline", 0, 0, sysmsg_names, NULL,
      "systemMessageMode", "inline or hoist"},
-    {"ERROR_STYLE", K_ENUM, O(error_style), "standard", 0, 0, errstyle_names, NULL,
-     "errorStyle", "standard or completion"},
+    {"ERROR_STYLE", K_ENUM, O(error_style), "standard", 0, 0, errstyle_names, NULL, "errorStyle",
+     "standard or completion"},
     {"AZURE_API_VERSION", K_STR, O(azure_api_version), "2024-10-21", 0, 0, NULL, NULL,
      "azureApiVersion", "api-version for Azure deployments"},
     {"MAX_CHOICES", K_INT, O(max_choices), "4", 1, 16, NULL, NULL, "maxChoices",
@@ -392,10 +392,10 @@ static const struct var vars[] = {
      "dropAnthropicBetas", "comma list of anthropic-beta flags to remove"},
     {"VERTEX_ANTHROPIC_VERSION", K_STR, O(vertex_anthropic_version), "vertex-2023-10-16", 0, 0,
      NULL, NULL, "vertexAnthropicVersion", "anthropic_version sent to Vertex"},
-    {"BEDROCK_ANTHROPIC_VERSION", K_STR, O(bedrock_anthropic_version), "bedrock-2023-05-31", 0,
-     0, NULL, NULL, "bedrockAnthropicVersion", "anthropic_version sent to Bedrock"},
-    {"MAX_QUEUE_WAIT_S", K_INT, O(max_queue_wait_s), "60", 0, 3600, NULL, NULL,
-     "maxQueueWaitS", "longest wait for a cooling key"},
+    {"BEDROCK_ANTHROPIC_VERSION", K_STR, O(bedrock_anthropic_version), "bedrock-2023-05-31", 0, 0,
+     NULL, NULL, "bedrockAnthropicVersion", "anthropic_version sent to Bedrock"},
+    {"MAX_QUEUE_WAIT_S", K_INT, O(max_queue_wait_s), "60", 0, 3600, NULL, NULL, "maxQueueWaitS",
+     "longest wait for a cooling key"},
     {"PROVIDER_ORDER", K_STR, O(provider_order), "gcp,aws", 0, 0, NULL, check_providers,
      "providerOrder", "order the unified routes try providers in"},
     {"KEY_CHECK_PERIOD_S", K_INT, O(key_check_period_s), "3600", 0, 30LL * 86400, NULL, NULL,
@@ -413,12 +413,13 @@ static const struct var vars[] = {
 };
 #define NVARS (sizeof vars / sizeof vars[0])
 
-/* ---- loading ---------------------------------------------------------------------------------- */
+/* ---- loading ----------------------------------------------------------------------------------
+ */
 
 static int parse_bool(const char *v, long long *out)
 {
-    static const char *const yes[] = {"1", "true", "on", "yes"}, *const no[] = {"0", "false",
-                                                                               "off", "no"};
+    static const char *const yes[] = {"1", "true", "on", "yes"}, *const no[] = {"0", "false", "off",
+                                                                                "no"};
     for (int i = 0; i < 4; i++) {
         if (strcasecmp(v, yes[i]) == 0) {
             *out = 1;
@@ -469,8 +470,7 @@ static void problem(config_report_fn report, void *rctx, const char *name, const
     report(rctx, line);
 }
 
-static int load_var(struct config *cfg, const struct var *v, const char *val, char *why,
-                    size_t n)
+static int load_var(struct config *cfg, const struct var *v, const char *val, char *why, size_t n)
 {
     char *field = (char *)cfg + v->off;
     int set = val && *val;
@@ -495,8 +495,7 @@ static int load_var(struct config *cfg, const struct var *v, const char *val, ch
         return 0;
     case K_SIZE:
         if (parse_size(val, v->min, v->max, (long long *)field)) {
-            snprintf(why, n, "must be a byte count from %lld (k, m, g suffixes allowed)",
-                     v->min);
+            snprintf(why, n, "must be a byte count from %lld (k, m, g suffixes allowed)", v->min);
             return 1;
         }
         return 0;
@@ -595,7 +594,8 @@ const char *config_env_lookup(void *ctx, const char *name)
     return getenv(name);
 }
 
-/* ---- per request ------------------------------------------------------------------------------ */
+/* ---- per request ------------------------------------------------------------------------------
+ */
 
 static int is_setting_name(const char *entry)
 {
@@ -684,7 +684,7 @@ json_object *config_summary(const struct config *cfg)
 void config_print_help(void *f)
 {
     for (size_t i = 0; i < NVARS; i++)
-        fprintf(f, "  %-26s %s%s%s%s\n", vars[i].name, vars[i].help,
-                vars[i].def ? " [" : "", vars[i].def ? vars[i].def : "", vars[i].def ? "]" : "");
+        fprintf(f, "  %-26s %s%s%s%s\n", vars[i].name, vars[i].help, vars[i].def ? " [" : "",
+                vars[i].def ? vars[i].def : "", vars[i].def ? "]" : "");
     fprintf(f, "  %-26s %s\n", "TOKEN_QUOTA_<FAMILY>", "per-user token quota, 0 = unlimited");
 }

@@ -44,7 +44,7 @@ struct config {
     const char *quota_refresh_period, *state_url, *state_prefix;
     long long state_fail_open;
     /* derived */
-    char base[256];          /* PROXY_ENDPOINT_ROUTE without a trailing slash ("" for "/") */
+    char base[256]; /* PROXY_ENDPOINT_ROUTE without a trailing slash ("" for "/") */
     int gcp_keys, aws_keys, azure_keys;
 };
 

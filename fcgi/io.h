@@ -82,11 +82,11 @@ void io_cgi_init(struct io_cgi *io, char **envp, int in_fd, int out_fd);
 /* ---- io_mem.c ---- */
 struct io_mem {
     struct io base;
-    char **params;      /* borrowed */
-    const char *body;   /* borrowed */
+    char **params;    /* borrowed */
+    const char *body; /* borrowed */
     size_t body_len, body_pos;
-    struct buf out;     /* owned: everything written */
-    size_t fail_after;  /* > 0: the "client" leaves once this many bytes were written */
+    struct buf out;    /* owned: everything written */
+    size_t fail_after; /* > 0: the "client" leaves once this many bytes were written */
     int gone;
     int flushes;
 };

@@ -74,15 +74,14 @@ static int check_config(void)
     json_object_object_add(sum, "gcpKeys", json_object_new_int(app.cfg.gcp_keys));
     json_object_object_add(sum, "awsKeys", json_object_new_int(app.cfg.aws_keys));
     json_object_object_add(sum, "azureKeys", json_object_new_int(app.cfg.azure_keys));
-    json_object_object_add(sum, "proxyKey", json_object_new_string(
-                                                app.cfg.proxy_key && *app.cfg.proxy_key ? "set"
-                                                                                       : "unset"));
-    json_object_object_add(sum, "adminKey", json_object_new_string(
-                                                app.cfg.admin_key && *app.cfg.admin_key ? "set"
-                                                                                       : "unset"));
+    json_object_object_add(
+        sum, "proxyKey",
+        json_object_new_string(app.cfg.proxy_key && *app.cfg.proxy_key ? "set" : "unset"));
+    json_object_object_add(
+        sum, "adminKey",
+        json_object_new_string(app.cfg.admin_key && *app.cfg.admin_key ? "set" : "unset"));
     printf("configuration OK\n%s\n",
-           json_object_to_json_string_ext(sum, JSON_C_TO_STRING_PRETTY |
-                                                   JSON_C_TO_STRING_SPACED |
+           json_object_to_json_string_ext(sum, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
                                                    JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(sum);
     app_free(&app);
@@ -104,8 +103,9 @@ static int listen_spec_ok(const char *spec)
         return strlen(spec) < sizeof(((struct sockaddr_un *)0)->sun_path);
     const char *colon = strrchr(spec, ':');
     if (!colon || colon == spec) {
-        fprintf(stderr, "--listen %s: give HOST:PORT with an explicit host (e.g. 127.0.0.1:%s) "
-                        "or an absolute unix socket path\n",
+        fprintf(stderr,
+                "--listen %s: give HOST:PORT with an explicit host (e.g. 127.0.0.1:%s) "
+                "or an absolute unix socket path\n",
                 spec, colon ? colon + 1 : "9000");
         return 0;
     }
@@ -231,7 +231,7 @@ int main(int argc, char **argv)
     int rc = app_init(&app, 0, log_problem, NULL);
     if (rc) {
         log_error("not starting: %s", rc > 0 ? "fix the configuration problems above"
-                                              : "the state store cannot be opened (STATE_PATH)");
+                                             : "the state store cannot be opened (STATE_PATH)");
         app_free(&app);
         if (listen_addr && listen_addr[0] == '/')
             unlink(listen_addr);

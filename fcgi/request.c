@@ -31,7 +31,8 @@ static void trim_copy(char *dst, size_t n, const char *src, size_t len)
 static void client_ip(struct request *rq, long long hops)
 {
     const char *remote = request_param(rq, "REMOTE_ADDR");
-    trim_copy(rq->client_ip, sizeof rq->client_ip, remote ? remote : "", remote ? strlen(remote) : 0);
+    trim_copy(rq->client_ip, sizeof rq->client_ip, remote ? remote : "",
+              remote ? strlen(remote) : 0);
     const char *xff = request_param(rq, "HTTP_X_FORWARDED_FOR");
     if (hops <= 0 || !xff)
         return;

@@ -12,12 +12,12 @@
 #include "fcgi/router.h"
 
 struct request {
-    struct io *io;           /* borrowed */
-    const char *method;      /* "GET", "POST", ... */
-    struct route_path rp;    /* path relative to the mount, and the mount */
-    struct route route;      /* ROUTE_NONE when the path names no route */
-    char client_ip[64];      /* after TRUSTED_PROXIES */
-    char id[25];             /* random request id for logs and response ids */
+    struct io *io;        /* borrowed */
+    const char *method;   /* "GET", "POST", ... */
+    struct route_path rp; /* path relative to the mount, and the mount */
+    struct route route;   /* ROUTE_NONE when the path names no route */
+    char client_ip[64];   /* after TRUSTED_PROXIES */
+    char id[25];          /* random request id for logs and response ids */
     struct buf body;
 };
 

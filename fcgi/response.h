@@ -15,10 +15,10 @@
 #include "fcgi/io.h"
 
 struct response {
-    struct io *io;   /* borrowed */
-    int status;      /* 0 until resp_begin */
-    int gone;        /* the client disconnected */
-    struct buf hdr;  /* queued extra headers */
+    struct io *io;  /* borrowed */
+    int status;     /* 0 until resp_begin */
+    int gone;       /* the client disconnected */
+    struct buf hdr; /* queued extra headers */
 };
 
 void resp_init(struct response *r, struct io *io);

@@ -145,8 +145,7 @@ int router_resolve(const char *script_name, const char *path_info, const char *r
         if (rc || (rc = router_normalize(out->path, 0)))
             return rc;
         size_t plen = strlen(out->path), len = strlen(uri);
-        if (strcmp(out->path, "/") != 0 && len >= plen &&
-            strcmp(uri + len - plen, out->path) == 0)
+        if (strcmp(out->path, "/") != 0 && len >= plen && strcmp(uri + len - plen, out->path) == 0)
             return copy_path(out->mount, uri, len - plen);
         if (strcmp(out->path, "/") == 0 && strcmp(uri, "/") != 0)
             return copy_path(out->mount, uri, strlen(uri));

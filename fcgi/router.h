@@ -14,8 +14,16 @@
 
 #include "common/limits.h"
 
-enum route_id { ROUTE_NONE, ROUTE_INFO, ROUTE_STATUS, ROUTE_HEALTHZ, ROUTE_METRICS,
-                ROUTE_MODELS, ROUTE_CHAT, ROUTE_MESSAGES };
+enum route_id {
+    ROUTE_NONE,
+    ROUTE_INFO,
+    ROUTE_STATUS,
+    ROUTE_HEALTHZ,
+    ROUTE_METRICS,
+    ROUTE_MODELS,
+    ROUTE_CHAT,
+    ROUTE_MESSAGES
+};
 enum provider { PROV_NONE, PROV_GCP, PROV_AWS, PROV_AZURE, PROV_UNIFIED };
 
 struct route {

@@ -184,8 +184,7 @@ int server_run(int listen_fd, server_handler_fn fn, void *ctx)
     int left = S.nthreads;
     pthread_mutex_unlock(&S.mu);
     if (left) {
-        log_warn("%d requests still running after %d ms; exiting anyway", left,
-                 SHUTDOWN_GRACE_MS);
+        log_warn("%d requests still running after %d ms; exiting anyway", left, SHUTDOWN_GRACE_MS);
         return 1;
     }
     pthread_attr_destroy(&S.attr);

@@ -137,9 +137,9 @@ int status_html(json_object *info, const char *title, struct buf *out)
     if (!rc)
         rc = buf_adds(out, "</ul>\n<h2>Service Info</h2>\n<pre>");
     if (!rc)
-        rc = escape_html(out, json_object_to_json_string_ext(info, JSON_C_TO_STRING_PRETTY |
-                                                                       JSON_C_TO_STRING_SPACED |
-                                                                       JSON_C_TO_STRING_NOSLASHESCAPE));
+        rc = escape_html(out, json_object_to_json_string_ext(
+                                  info, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+                                            JSON_C_TO_STRING_NOSLASHESCAPE));
     if (!rc)
         rc = buf_adds(out, "</pre>\n</body></html>\n");
     return rc;
@@ -178,8 +178,8 @@ int status_metrics(const struct status_input *in, struct buf *out)
         "# TYPE oai_fcgi_requests_in_flight gauge\n"
         "oai_fcgi_requests_in_flight %ld\n",
         PACKAGE_VERSION, OAI_GIT_REV, (long long)in->uptime_s, (long long)c.proompts,
-        (long long)c.tokens, (long long)c.prompters, cfg->gcp_keys, cfg->aws_keys,
-        cfg->azure_keys, in->in_flight);
+        (long long)c.tokens, (long long)c.prompters, cfg->gcp_keys, cfg->aws_keys, cfg->azure_keys,
+        in->in_flight);
 }
 
 /* The q-value of the most specific Accept entry matching type/sub, or -1 for none. */

@@ -14,16 +14,16 @@
 
 struct status_input {
     const struct config *cfg;
-    struct state *st;      /* counters come from here */
+    struct state *st; /* counters come from here */
     int64_t uptime_s;
-    const char *origin;    /* "http://host:port" */
-    const char *mount;     /* "" or "/oai" */
-    long in_flight;        /* this process */
+    const char *origin; /* "http://host:port" */
+    const char *mount;  /* "" or "/oai" */
+    long in_flight;     /* this process */
 };
 
 /* Counter and key names in the state store. */
-#define STATUS_PROOMPTS "proompts"
-#define STATUS_TOKENS "tokens"
+#define STATUS_PROOMPTS        "proompts"
+#define STATUS_TOKENS          "tokens"
 #define STATUS_PROMPTER_PREFIX "prompter:"
 #define STATUS_PROMPTER_TTL_MS 60000
 

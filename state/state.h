@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STATE_KEY_MAX 512
+#define STATE_KEY_MAX   512
 #define STATE_VALUE_MAX (1024 * 1024)
 
 struct state;
@@ -42,12 +42,11 @@ __attribute__((warn_unused_result)) int state_counter_get(struct state *st, cons
 /* state_kv_set stores key=value, replacing any entry. ttl_ms > 0 makes it expire after that
  * long; ttl_ms == 0 keeps it forever. */
 __attribute__((warn_unused_result)) int state_kv_set(struct state *st, const char *key,
-                                                     const void *value, size_t len,
-                                                     int64_t ttl_ms);
+                                                     const void *value, size_t len, int64_t ttl_ms);
 /* state_kv_add stores key=value only if no live entry exists; *added says whether it did. */
 __attribute__((warn_unused_result)) int state_kv_add(struct state *st, const char *key,
-                                                     const void *value, size_t len,
-                                                     int64_t ttl_ms, int *added);
+                                                     const void *value, size_t len, int64_t ttl_ms,
+                                                     int *added);
 /* state_kv_get copies a live entry into a malloc'd, NUL-terminated *value (caller frees) and
  * its length into *len (may be NULL). A missing or expired entry gives *value = NULL, rc 0. */
 __attribute__((warn_unused_result)) int state_kv_get(struct state *st, const char *key,

@@ -128,8 +128,8 @@ static json_object *chunk(const char *model, const char *id, int64_t created, js
     return o;
 }
 
-int testmsg_stream_openai(const char *model, const char *id, int64_t created_s,
-                          int include_usage, testmsg_emit_fn emit, void *ctx)
+int testmsg_stream_openai(const char *model, const char *id, int64_t created_s, int include_usage,
+                          testmsg_emit_fn emit, void *ctx)
 {
     json_object *d = json_object_new_object();
     json_object_object_add(d, "role", json_object_new_string("assistant"));

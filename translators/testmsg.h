@@ -24,11 +24,10 @@ typedef int (*testmsg_emit_fn)(void *ctx, const char *name, const char *data, si
 
 /* testmsg_stream_openai emits the OpenAI chunk stream: role chunk, "Hello!", finish chunk,
  * a usage chunk when include_usage, then [DONE]. id is the shared chunk id. */
-int testmsg_stream_openai(const char *model, const char *id, int64_t created_s,
-                          int include_usage, testmsg_emit_fn emit, void *ctx);
+int testmsg_stream_openai(const char *model, const char *id, int64_t created_s, int include_usage,
+                          testmsg_emit_fn emit, void *ctx);
 
 /* testmsg_stream_anthropic emits message_start ... message_stop for message id. */
-int testmsg_stream_anthropic(const char *model, const char *id, testmsg_emit_fn emit,
-                             void *ctx);
+int testmsg_stream_anthropic(const char *model, const char *id, testmsg_emit_fn emit, void *ctx);
 
 #endif

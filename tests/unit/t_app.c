@@ -48,8 +48,8 @@ static struct out run(const char *method, const char *uri, const char *body, cha
     return o;
 }
 
-static void expect(const char *method, const char *uri, const char *body, char **extra,
-                   int status, const char *needle, const char *name)
+static void expect(const char *method, const char *uri, const char *body, char **extra, int status,
+                   const char *needle, const char *name)
 {
     struct out o = run(method, uri, body, extra);
     if (!tap_ok(o.status == status && strstr(o.text, needle), name, __FILE__, __LINE__))
@@ -58,7 +58,8 @@ static void expect(const char *method, const char *uri, const char *body, char *
     free(o.text);
 }
 
-static const char hi[] = "{\"model\":\"claude-x\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}";
+static const char hi[] =
+    "{\"model\":\"claude-x\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}";
 static const char hi_stream[] = "{\"model\":\"claude-x\",\"stream\":true,\"stream_options\":"
                                 "{\"include_usage\":true},\"messages\":[{\"role\":\"user\","
                                 "\"content\":\"Hi\"}]}";
@@ -93,18 +94,18 @@ static void test_routes(void)
     char *preflight[] = {"HTTP_ACCESS_CONTROL_REQUEST_HEADERS=x-api-key, content-type", NULL};
     expect("OPTIONS", "/v1/messages", NULL, preflight, 204,
            "Access-Control-Allow-Headers: x-api-key, content-type", "preflight echoes headers");
-    expect("OPTIONS", "/anything", NULL, NULL, 204, "Access-Control-Allow-Methods: GET, POST, OPTIONS",
-           "preflight anywhere");
+    expect("OPTIONS", "/anything", NULL, NULL, 204,
+           "Access-Control-Allow-Methods: GET, POST, OPTIONS", "preflight anywhere");
     expect("GET", "/nope", NULL, NULL, 404, "Access-Control-Allow-Origin: *", "CORS on errors");
     expect("GET", "/a%00b", NULL, NULL, 400, "cannot be decoded", "undecodable path");
 }
 
 static void test_generation(void)
 {
-    expect("POST", "/proxy/gcp/claude/v1/chat/completions", hi, NULL, 200,
-           "\"content\":\"Hello!\"", "test message, non-stream");
-    expect("POST", "/proxy/aws/claude/chat/completions", hi_stream, NULL, 200,
-           "data: [DONE]\n\n", "test message stream ends with [DONE]");
+    expect("POST", "/proxy/gcp/claude/v1/chat/completions", hi, NULL, 200, "\"content\":\"Hello!\"",
+           "test message, non-stream");
+    expect("POST", "/proxy/aws/claude/chat/completions", hi_stream, NULL, 200, "data: [DONE]\n\n",
+           "test message stream ends with [DONE]");
     expect("POST", "/proxy/aws/claude/chat/completions", hi_stream, NULL, 200,
            "\"choices\":[],\"usage\"", "include_usage adds the usage chunk");
     expect("POST", "/proxy/azure/openai/v1/chat/completions", hi, NULL, 200, "Hello!",
@@ -129,9 +130,8 @@ static void test_generation(void)
            "JSON that is not an object");
     expect("POST", "/v1/chat/completions", "{\"model\":\"m\",\"messages\":\"Hi\"}", NULL, 400,
            "\"param\":\"messages\"", "messages not an array");
-    expect("POST", "/v1/chat/completions",
-           "{\"model\":\"m\",\"stream\":\"yes\",\"messages\":[]}", NULL, 400,
-           "\"param\":\"stream\"", "stream not a boolean");
+    expect("POST", "/v1/chat/completions", "{\"model\":\"m\",\"stream\":\"yes\",\"messages\":[]}",
+           NULL, 400, "\"param\":\"stream\"", "stream not a boolean");
     expect("POST", "/v1/chat/completions", "{\"model\":7,\"messages\":[]}", NULL, 400,
            "\"param\":\"model\"", "model not a string");
     expect("POST", "/v1/chat/completions", "{\"model\":\"\xff\",\"messages\":[]}", NULL, 400,
@@ -160,8 +160,7 @@ static void test_limits_and_settings(void)
     char *route[] = {"PROXY_ENDPOINT_ROUTE=/api", NULL};
     expect("GET", "/api/gcp/claude/v1/models", NULL, route, 200, "\"object\":\"list\"",
            "PROXY_ENDPOINT_ROUTE moves the provider routes");
-    char *route_pi[] = {"PROXY_ENDPOINT_ROUTE=/api", "PATH_INFO=/proxy/gcp/claude/v1/models",
-                        NULL};
+    char *route_pi[] = {"PROXY_ENDPOINT_ROUTE=/api", "PATH_INFO=/proxy/gcp/claude/v1/models", NULL};
     expect("GET", "/proxy/gcp/claude/v1/models", NULL, route_pi, 404, "not_found",
            "... and the old prefix is gone");
     char *admin[] = {"ADMIN_KEY=s3cret", NULL};

@@ -58,13 +58,27 @@ static void test_defaults(void)
 static void test_values(void)
 {
     struct config c;
-    const char *const good[] = {"MAX_BODY_BYTES", "64k", "PROXY_ENDPOINT_ROUTE", "/api/",
-                                "AWS_CREDENTIALS", "AKIA:secret:us-east-1,AKIB:s2:eu-west-1:tok",
-                                "AZURE_CREDENTIALS", "res:dep:key", "GATEKEEPER", "proxy_key",
-                                "PROXY_KEY", "pw", "STATE_FAIL_OPEN", "yes",
-                                "ALLOWED_MODEL_FAMILIES", "gcp-claude, azure-gpt4o",
-                                "IP_BLACKLIST", "10.0.0.0/8,::1", "QUOTA_REFRESH_PERIOD",
-                                "0 */6 * * *", NULL};
+    const char *const good[] = {"MAX_BODY_BYTES",
+                                "64k",
+                                "PROXY_ENDPOINT_ROUTE",
+                                "/api/",
+                                "AWS_CREDENTIALS",
+                                "AKIA:secret:us-east-1,AKIB:s2:eu-west-1:tok",
+                                "AZURE_CREDENTIALS",
+                                "res:dep:key",
+                                "GATEKEEPER",
+                                "proxy_key",
+                                "PROXY_KEY",
+                                "pw",
+                                "STATE_FAIL_OPEN",
+                                "yes",
+                                "ALLOWED_MODEL_FAMILIES",
+                                "gcp-claude, azure-gpt4o",
+                                "IP_BLACKLIST",
+                                "10.0.0.0/8,::1",
+                                "QUOTA_REFRESH_PERIOD",
+                                "0 */6 * * *",
+                                NULL};
     is_int(load(&c, good, NULL), 0, "a full valid configuration");
     if (nreports)
         printf("# %s", reports);
@@ -79,21 +93,36 @@ static void test_values(void)
 static void test_problems(void)
 {
     struct config c;
-    const char *const bad[] = {"GATEKEEPER", "bogus", "MAX_BODY_BYTES", "abc", "HEARTBEAT_S", "0",
-                               "LOG_LEVEL", "loud", "SYSTEM_MESSAGE_MODE", "x",
-                               "AWS_CREDENTIALS", "AKIAMARKER:SECRETMARKER",
-                               "GCP_CREDENTIALS", "proj:mail@x:us-east5",
-                               "PROXY_ENDPOINT_ROUTE", "api", "IP_BLACKLIST", "1.2.3.4/40",
-                               "PROVIDER_ORDER", "gcp,azure", "STATE_URL",
-                               "redis://:PASSMARKER@h:6379", NULL};
+    const char *const bad[] = {"GATEKEEPER",
+                               "bogus",
+                               "MAX_BODY_BYTES",
+                               "abc",
+                               "HEARTBEAT_S",
+                               "0",
+                               "LOG_LEVEL",
+                               "loud",
+                               "SYSTEM_MESSAGE_MODE",
+                               "x",
+                               "AWS_CREDENTIALS",
+                               "AKIAMARKER:SECRETMARKER",
+                               "GCP_CREDENTIALS",
+                               "proj:mail@x:us-east5",
+                               "PROXY_ENDPOINT_ROUTE",
+                               "api",
+                               "IP_BLACKLIST",
+                               "1.2.3.4/40",
+                               "PROVIDER_ORDER",
+                               "gcp,azure",
+                               "STATE_URL",
+                               "redis://:PASSMARKER@h:6379",
+                               NULL};
     int n = load(&c, bad, NULL);
     is_int(n, 11, "each bad variable is one problem");
     is_int(nreports, 11, "one report line per problem");
-    static const char *const named[] = {"GATEKEEPER:",     "MAX_BODY_BYTES:",   "HEARTBEAT_S:",
-                                        "LOG_LEVEL:",      "SYSTEM_MESSAGE_MODE:",
-                                        "AWS_CREDENTIALS:", "GCP_CREDENTIALS:",
-                                        "PROXY_ENDPOINT_ROUTE:", "IP_BLACKLIST:",
-                                        "PROVIDER_ORDER:", "STATE_URL:"};
+    static const char *const named[] = {
+        "GATEKEEPER:",          "MAX_BODY_BYTES:",  "HEARTBEAT_S:",     "LOG_LEVEL:",
+        "SYSTEM_MESSAGE_MODE:", "AWS_CREDENTIALS:", "GCP_CREDENTIALS:", "PROXY_ENDPOINT_ROUTE:",
+        "IP_BLACKLIST:",        "PROVIDER_ORDER:",  "STATE_URL:"};
     for (unsigned i = 0; i < sizeof named / sizeof named[0]; i++)
         has_str(reports, named[i], named[i]);
     ok(!strstr(reports, "SECRETMARKER") && !strstr(reports, "AKIAMARKER") &&
@@ -152,9 +181,10 @@ static void test_per_request(void)
 static void test_summary(void)
 {
     struct config c;
-    const char *const s[] = {"ADMIN_KEY", "ADMINMARKER", "PROXY_KEY", "PROXYMARKER",
-                             "AZURE_CREDENTIALS", "r:d:AZMARKER", "HTTPS_PROXY",
-                             "http://u:HPMARKER@proxy:3128", "SERVER_TITLE", "My Gateway", NULL};
+    const char *const s[] = {
+        "ADMIN_KEY",         "ADMINMARKER",  "PROXY_KEY",   "PROXYMARKER",
+        "AZURE_CREDENTIALS", "r:d:AZMARKER", "HTTPS_PROXY", "http://u:HPMARKER@proxy:3128",
+        "SERVER_TITLE",      "My Gateway",   NULL};
     load(&c, s, NULL);
     json_object *sum = config_summary(&c);
     const char *j = json_object_to_json_string(sum);

@@ -84,10 +84,14 @@ static void test_apierr(void)
     static const struct {
         int http;
         const char *type;
-    } an[] = {{400, "invalid_request_error"}, {401, "authentication_error"},
-              {403, "permission_error"},      {404, "not_found_error"},
-              {413, "request_too_large"},     {429, "rate_limit_error"},
-              {500, "api_error"},             {503, "overloaded_error"}};
+    } an[] = {{400, "invalid_request_error"},
+              {401, "authentication_error"},
+              {403, "permission_error"},
+              {404, "not_found_error"},
+              {413, "request_too_large"},
+              {429, "rate_limit_error"},
+              {500, "api_error"},
+              {503, "overloaded_error"}};
     for (unsigned i = 0; i < sizeof an / sizeof an[0]; i++) {
         e = apierr_body(API_ANTHROPIC, an[i].http, NULL, "m", NULL);
         char want[160];

@@ -4,43 +4,48 @@
 #include "fcgi/router.h"
 #include "tests/unit/tap.h"
 
-static void check_match(const char *path, const char *base, enum route_id id, enum provider p,
-                        const char *name)
-{
-    struct route r;
-    router_match(path, base, &r);
-    if (!tap_ok(r.id == id && r.provider == p, name, __FILE__, __LINE__))
-        printf("#   path %s: got route %d provider %d, want %d/%d\n", path, r.id, r.provider,
-               id, p);
-}
+struct match_case {
+    const char *path, *base;
+    enum route_id id;
+    enum provider provider;
+    const char *what;
+};
 
 static void test_match(void)
 {
-    check_match("/", "/proxy", ROUTE_INFO, PROV_NONE, "root is the info page");
-    check_match("/status", "/proxy", ROUTE_STATUS, PROV_NONE, "/status");
-    check_match("/healthz", "/proxy", ROUTE_HEALTHZ, PROV_NONE, "/healthz");
-    check_match("/metrics", "/proxy", ROUTE_METRICS, PROV_NONE, "/metrics");
-    check_match("/proxy/gcp/claude/v1/chat/completions", "/proxy", ROUTE_CHAT, PROV_GCP,
-                "gcp chat with /v1");
-    check_match("/proxy/gcp/claude/chat/completions", "/proxy", ROUTE_CHAT, PROV_GCP,
-                "gcp chat without /v1");
-    check_match("/proxy/aws/claude/messages", "/proxy", ROUTE_MESSAGES, PROV_AWS, "aws messages");
-    check_match("/proxy/aws/claude/v1/models", "/proxy", ROUTE_MODELS, PROV_AWS, "aws models");
-    check_match("/proxy/azure/openai/v1/chat/completions", "/proxy", ROUTE_CHAT, PROV_AZURE,
-                "azure chat");
-    check_match("/proxy/azure/openai/v1/messages", "/proxy", ROUTE_NONE, PROV_NONE,
-                "azure has no /messages");
-    check_match("/v1/models", "/proxy", ROUTE_MODELS, PROV_UNIFIED, "unified models");
-    check_match("/v1/messages", "/proxy", ROUTE_MESSAGES, PROV_UNIFIED, "unified messages");
-    check_match("/v1/chat/completions", "/proxy", ROUTE_CHAT, PROV_UNIFIED, "unified chat");
-    check_match("/proxyx/gcp/claude/v1/models", "/proxy", ROUTE_NONE, PROV_NONE,
-                "base must end at a segment boundary");
-    check_match("/api/gcp/claude/v1/models", "/api", ROUTE_MODELS, PROV_GCP, "custom base");
-    check_match("/gcp/claude/v1/models", "", ROUTE_MODELS, PROV_GCP, "empty base");
-    check_match("/proxy/gcp/claude/v1/chat/completions/x", "/proxy", ROUTE_NONE, PROV_NONE,
-                "extra segment is unknown");
-    check_match("/proxy/gcp/claude/v1/v1/models", "/proxy", ROUTE_NONE, PROV_NONE,
-                "only one /v1");
+    static const struct match_case cases[] = {
+        {"/", "/proxy", ROUTE_INFO, PROV_NONE, "root is the info page"},
+        {"/status", "/proxy", ROUTE_STATUS, PROV_NONE, "/status"},
+        {"/healthz", "/proxy", ROUTE_HEALTHZ, PROV_NONE, "/healthz"},
+        {"/metrics", "/proxy", ROUTE_METRICS, PROV_NONE, "/metrics"},
+        {"/proxy/gcp/claude/v1/chat/completions", "/proxy", ROUTE_CHAT, PROV_GCP,
+         "gcp chat with /v1"},
+        {"/proxy/gcp/claude/chat/completions", "/proxy", ROUTE_CHAT, PROV_GCP,
+         "gcp chat without /v1"},
+        {"/proxy/aws/claude/messages", "/proxy", ROUTE_MESSAGES, PROV_AWS, "aws messages"},
+        {"/proxy/aws/claude/v1/models", "/proxy", ROUTE_MODELS, PROV_AWS, "aws models"},
+        {"/proxy/azure/openai/v1/chat/completions", "/proxy", ROUTE_CHAT, PROV_AZURE, "azure chat"},
+        {"/proxy/azure/openai/v1/messages", "/proxy", ROUTE_NONE, PROV_NONE,
+         "azure has no /messages"},
+        {"/v1/models", "/proxy", ROUTE_MODELS, PROV_UNIFIED, "unified models"},
+        {"/v1/messages", "/proxy", ROUTE_MESSAGES, PROV_UNIFIED, "unified messages"},
+        {"/v1/chat/completions", "/proxy", ROUTE_CHAT, PROV_UNIFIED, "unified chat"},
+        {"/proxyx/gcp/claude/v1/models", "/proxy", ROUTE_NONE, PROV_NONE,
+         "base must end at a segment boundary"},
+        {"/api/gcp/claude/v1/models", "/api", ROUTE_MODELS, PROV_GCP, "custom base"},
+        {"/gcp/claude/v1/models", "", ROUTE_MODELS, PROV_GCP, "empty base"},
+        {"/proxy/gcp/claude/v1/chat/completions/x", "/proxy", ROUTE_NONE, PROV_NONE,
+         "extra segment is unknown"},
+        {"/proxy/gcp/claude/v1/v1/models", "/proxy", ROUTE_NONE, PROV_NONE, "only one /v1"},
+    };
+    for (unsigned i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const struct match_case *c = &cases[i];
+        struct route r;
+        router_match(c->path, c->base, &r);
+        if (!tap_ok(r.id == c->id && r.provider == c->provider, c->what, __FILE__, __LINE__))
+            printf("#   path %s: got route %d provider %d, want %d/%d\n", c->path, r.id, r.provider,
+                   c->id, c->provider);
+    }
 }
 
 static void test_normalize(void)
@@ -91,19 +96,19 @@ static void test_resolve(void)
          "/proxy/gcp/claude/models", ""},
         {"unknown path under a prefix", "/oai", "/nope", "/oai/nope", "/nope", "/oai"},
         {"unknown path, no PATH_INFO", "", NULL, "/nope/deeper", "/nope/deeper", ""},
-        {"SCRIPT_NAME a proper prefix, no PATH_INFO", "/oai", NULL, "/oai/v1/models",
-         "/v1/models", "/oai"},
+        {"SCRIPT_NAME a proper prefix, no PATH_INFO", "/oai", NULL, "/oai/v1/models", "/v1/models",
+         "/oai"},
         {"a split URI is not searched for route suffixes", "", NULL,
          "/proxy/azure/openai/v1/messages", "/proxy/azure/openai/v1/messages", ""},
-        {"mod_proxy_fcgi, unknown path under the mount", "/oai/x/y", NULL, "/oai/x/y",
-         "/oai/x/y", ""},
+        {"mod_proxy_fcgi, unknown path under the mount", "/oai/x/y", NULL, "/oai/x/y", "/oai/x/y",
+         ""},
     };
     for (unsigned i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const struct resolve_case *c = &cases[i];
         struct route_path rp;
         int rc = router_resolve(c->script_name, c->path_info, c->request_uri, "/proxy", &rp);
-        int good = rc == 0 && strcmp(rp.path, c->want_path) == 0 &&
-                   strcmp(rp.mount, c->want_mount) == 0;
+        int good =
+            rc == 0 && strcmp(rp.path, c->want_path) == 0 && strcmp(rp.mount, c->want_mount) == 0;
         if (!tap_ok(good, c->what, __FILE__, __LINE__))
             printf("#   rc %d path \"%s\" mount \"%s\"; want path \"%s\" mount \"%s\"\n", rc,
                    rp.path, rp.mount, c->want_path, c->want_mount);

@@ -124,9 +124,9 @@ static void test_anthropic_stream(void)
 {
     struct rec r = {.n = 0};
     is_int(testmsg_stream_anthropic("m", "msg_1", record, &r), 0, "stream ok");
-    static const char *const want[] = {"message_start", "content_block_start",
+    static const char *const want[] = {"message_start",       "content_block_start",
                                        "content_block_delta", "content_block_stop",
-                                       "message_delta", "message_stop"};
+                                       "message_delta",       "message_stop"};
     is_int(r.n, 6, "six events");
     for (unsigned i = 0; i < sizeof want / sizeof want[0] && (int)i < r.n; i++) {
         const char *w = want[i];

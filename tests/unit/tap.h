@@ -43,7 +43,7 @@ static inline int tap_ok(int cond, const char *name, const char *file, int line)
         const char *g_ = (got), *w_ = (want);                                                      \
         int same_ = (g_ == NULL && w_ == NULL) || (g_ && w_ && strcmp(g_, w_) == 0);               \
         if (!tap_ok(same_, (name), __FILE__, __LINE__))                                            \
-            printf("#   %s\n#     got: \"%s\"\n#    want: \"%s\"\n", #got, g_ ? g_ : "(null)",    \
+            printf("#   %s\n#     got: \"%s\"\n#    want: \"%s\"\n", #got, g_ ? g_ : "(null)",     \
                    w_ ? w_ : "(null)");                                                            \
     } while (0)
 
@@ -52,7 +52,7 @@ static inline int tap_ok(int cond, const char *name, const char *file, int line)
     do {                                                                                           \
         const char *h_ = (hay), *n_ = (needle);                                                    \
         if (!tap_ok(h_ && strstr(h_, n_) != NULL, (name), __FILE__, __LINE__))                     \
-            printf("#   %s\n#     got: \"%s\"\n#    want a string containing: \"%s\"\n", #hay,    \
+            printf("#   %s\n#     got: \"%s\"\n#    want a string containing: \"%s\"\n", #hay,     \
                    h_ ? h_ : "(null)", n_);                                                        \
     } while (0)
 
