@@ -10,7 +10,6 @@
 #define LIMIT_JSON_DEPTH   64                  /* nesting depth of client JSON */
 #define LIMIT_PATH         4096                /* request path after decoding */
 #define LIMIT_HEADER_BLOCK (16 * 1024)         /* response headers we emit */
-#define LIMIT_SSE_EVENT    (4L * 1024 * 1024)  /* one SSE event we emit */
 #define LIMIT_SETTING      65536               /* one configuration value */
 
 #define WORKERS_MAX       2048 /* threads (= concurrent requests) per process */

@@ -600,13 +600,16 @@ const char *config_env_lookup(void *ctx, const char *name)
 static int is_setting_name(const char *entry)
 {
     const char *name = entry;
+    if (strncmp(name, "HTTP_", 5) == 0)
+        return 0; /* client headers: never settings, and most of the params */
     if (strncmp(name, "REDIRECT_", 9) == 0)
         name += 9;
     if (strncmp(name, "TOKEN_QUOTA_", 12) == 0)
         return 1;
     size_t len = strcspn(name, "=");
     for (size_t i = 0; i < NVARS; i++)
-        if (strlen(vars[i].name) == len && memcmp(vars[i].name, name, len) == 0)
+        if (vars[i].name[0] == name[0] && strncmp(vars[i].name, name, len) == 0 &&
+            vars[i].name[len] == '\0')
             return 1;
     return 0;
 }
