@@ -23,7 +23,12 @@
     X(NOKEYS, 503, "no usable key for this model")                                                 \
     X(CLIENTIO, 400, "the request body could not be read")                                         \
     X(GONE, 499, "the client disconnected")                                                        \
-    X(LIMIT, 502, "a size limit was exceeded")
+    X(LIMIT, 502, "a size limit was exceeded")                                                     \
+    X(UPSTREAM, 502, "the upstream service could not be reached")                                  \
+    X(UPSTREAM_STATUS, 502, "the upstream service answered with an error")                         \
+    X(TRUNCATED, 502, "the upstream stream ended before its final event")                          \
+    X(MODEL, 404, "the model does not exist or is not available")                                  \
+    X(AUTHUP, 502, "the gateway's upstream credentials were refused")
 
 enum oai_err {
     OAI_OK = 0,
