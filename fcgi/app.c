@@ -12,8 +12,10 @@
 #include "fcgi/response.h"
 #include "fcgi/sse.h"
 #include "fcgi/status.h"
+#include "auth/gcp.h"
 #include "translators/apierr.h"
 #include "translators/testmsg.h"
+#include "upstream/proxy.h"
 
 /* Everything one request needs, on the handling thread's stack. */
 struct ctx {
@@ -41,6 +43,7 @@ int app_init(struct app *app, int cgi, config_report_fn report, void *rctx)
 
 void app_free(struct app *app)
 {
+    gcp_keys_cleanup();
     for (int i = 0; i < APP_STORES; i++)
         state_close(app->stores[i]);
     pthread_mutex_destroy(&app->mu);
@@ -192,9 +195,9 @@ static void handle_metrics(struct ctx *c)
 
 static void handle_models(struct ctx *c)
 {
-    /* Providers arrive in later releases; until then no key can serve a model. */
-    static const char empty[] = "{\"object\":\"list\",\"data\":[]}";
-    send_text(c, 200, "application/json", empty, sizeof empty - 1);
+    json_object *list = proxy_models(c->cfg, router_provider_name(c->rq.route.provider));
+    resp_json(&c->resp, 200, list);
+    json_object_put(list);
 }
 
 /* Remembers the client as a prompter for 60 s (the info page's proomptersNow). */
@@ -241,6 +244,64 @@ static void reply_test_message(struct ctx *c, json_object *body, const char *mod
                         json_object_get_boolean(usage);
     snprintf(id, sizeof id, "chatcmpl-%s", c->rq.id);
     testmsg_stream_openai(model, id, now_s, include_usage, emit_sse, &e);
+}
+
+/* ---- the sink through which upstream/proxy answers ----------------------------------------------
+ */
+
+struct sink_ctx {
+    struct ctx *c;
+    struct sse sse;
+    int streaming;
+};
+
+static int sink_reply(void *p, int status, const char *body, size_t len, const char *retry_after)
+{
+    struct sink_ctx *k = p;
+    if (retry_after && resp_header(&k->c->resp, "Retry-After", retry_after))
+        return OAI_EINTERNAL;
+    return resp_send(&k->c->resp, status, "application/json", body, len);
+}
+
+static int sink_stream_begin(void *p)
+{
+    struct sink_ctx *k = p;
+    k->streaming = 1;
+    return sse_begin(&k->sse, &k->c->resp, (int)k->c->cfg->heartbeat_s, util_mono_ms());
+}
+
+static int sink_event(void *p, const char *name, const char *data, size_t len)
+{
+    struct sink_ctx *k = p;
+    return sse_event(&k->sse, name, data, len, util_mono_ms());
+}
+
+static int sink_tick(void *p)
+{
+    struct sink_ctx *k = p;
+    if (io_gone(k->c->resp.io)) {
+        k->c->resp.gone = 1;
+        return OAI_EGONE;
+    }
+    if (!k->streaming)
+        return 0;
+    return sse_heartbeat(&k->sse, util_mono_ms()) < 0 ? OAI_EGONE : 0;
+}
+
+static void upstream(struct ctx *c, struct state *st, json_object *body)
+{
+    struct sink_ctx k = {.c = c, .streaming = 0};
+    struct proxy_sink sink = {sink_reply, sink_stream_begin, sink_event, sink_tick, &k};
+    struct proxy_call call = {
+        .cfg = c->cfg,
+        .st = st,
+        .api = c->rq.route.id == ROUTE_MESSAGES ? PROXY_ANTHROPIC : PROXY_OPENAI,
+        .provider = router_provider_name(c->rq.route.provider),
+        .body = body,
+        .beta = request_param(&c->rq, "HTTP_ANTHROPIC_BETA"),
+        .id = c->rq.id,
+    };
+    proxy_generate(&call, &sink);
 }
 
 /* Checks that a field, when present, has the JSON type wanted; sends the 400 if not. */
@@ -309,12 +370,7 @@ static void handle_generation(struct ctx *c)
         send_error_msg(c, OAI_EBADREQ, "you must provide a model parameter", "model");
         goto done;
     }
-    char msg[256];
-    snprintf(msg, sizeof msg,
-             "no usable key for model '%.80s': this gateway has no %s "
-             "credentials it can call yet",
-             model, router_provider_name(c->rq.route.provider));
-    send_error_msg(c, OAI_ENOKEYS, msg, NULL);
+    upstream(c, st, body);
 done:
     json_object_put(body);
 }

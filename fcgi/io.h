@@ -27,6 +27,10 @@ struct io_ops {
     int (*write)(struct io *io, const char *p, size_t n);
     /* flush sends queued output to the web server now: 0 or OAI_EGONE. */
     int (*flush)(struct io *io);
+    /* gone says, without blocking or writing, whether the web server dropped the request (the
+     * client left): 1 or 0. Once the body is read nothing more should arrive on the
+     * connection, so anything readable there (EOF, an abort record) means gone. */
+    int (*gone)(struct io *io);
 };
 
 struct io {
@@ -57,6 +61,11 @@ static inline int io_write(struct io *io, const char *p, size_t n)
 static inline int io_flush(struct io *io)
 {
     return io->ops->flush(io);
+}
+
+static inline int io_gone(struct io *io)
+{
+    return io->ops->gone(io);
 }
 
 /* ---- io_fcgx.c ---- */

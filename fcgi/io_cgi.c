@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -70,7 +71,17 @@ static int wr(struct io *io, const char *p, size_t n)
     return c->gone ? OAI_EGONE : 0;
 }
 
-static const struct io_ops ops = {param, params, rd, wr, fl};
+static int gone(struct io *io)
+{
+    struct io_cgi *c = self(io);
+    /* A closed reading end of stdout shows as POLLERR/POLLHUP whatever events we ask for. */
+    struct pollfd p = {.fd = c->out_fd, .events = 0};
+    if (c->gone)
+        return 1;
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLERR | POLLHUP));
+}
+
+static const struct io_ops ops = {param, params, rd, wr, fl, gone};
 
 void io_cgi_init(struct io_cgi *io, char **envp, int in_fd, int out_fd)
 {

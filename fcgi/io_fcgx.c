@@ -1,3 +1,5 @@
+#include <poll.h>
+
 #include "common/err.h"
 #include "fcgi/io.h"
 
@@ -46,7 +48,15 @@ static int fl(struct io *io)
     return FCGX_FFlush(self(io)->req->out) < 0 ? OAI_EGONE : 0;
 }
 
-static const struct io_ops ops = {param, params, rd, wr, fl};
+static int gone(struct io *io)
+{
+    struct pollfd p = {.fd = self(io)->req->ipcFd, .events = POLLIN | POLLRDHUP};
+    if (p.fd < 0)
+        return 1;
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR));
+}
+
+static const struct io_ops ops = {param, params, rd, wr, fl, gone};
 
 void io_fcgx_init(struct io_fcgx *io, FCGX_Request *req)
 {

@@ -53,7 +53,12 @@ static int fl(struct io *io)
     return m->gone ? OAI_EGONE : 0;
 }
 
-static const struct io_ops ops = {param, params, rd, wr, fl};
+static int gone(struct io *io)
+{
+    return self(io)->gone;
+}
+
+static const struct io_ops ops = {param, params, rd, wr, fl, gone};
 
 void io_mem_init(struct io_mem *io, char **params_, const char *body, size_t body_len)
 {

@@ -23,6 +23,7 @@
 #include "revision.h"
 #include "fcgi/app.h"
 #include "fcgi/server.h"
+#include "upstream/transport.h"
 
 extern char **environ;
 
@@ -168,6 +169,7 @@ int main(int argc, char **argv)
     const char *listen_addr = NULL;
     long long mode = 0660;
     util_init();
+    transport_global_init();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--version") == 0) {

@@ -38,12 +38,43 @@ struct counts {
 
 static int read_counts(struct state *st, struct counts *c)
 {
-    int rc = state_counter_get(st, STATUS_PROOMPTS, &c->proompts);
+    int rc = state_counter_get(st, STATE_PROMPTS, &c->proompts);
     if (!rc)
-        rc = state_counter_get(st, STATUS_TOKENS, &c->tokens);
+        rc = state_counter_get(st, STATE_TOKENS, &c->tokens);
     if (!rc)
         rc = state_kv_count(st, STATUS_PROMPTER_PREFIX, &c->prompters);
     return rc;
+}
+
+/* One block per model family that has keys (seed shape; queue figures come with key pools). */
+static int family_blocks(const struct status_input *in, json_object *o)
+{
+    static const struct {
+        const char *family;
+        int provider; /* 0 gcp, 1 aws */
+    } fams[] = {
+        {"gcp-claude", 0}, {"gcp-claude-opus", 0}, {"aws-claude", 1}, {"aws-claude-opus", 1}};
+    for (unsigned i = 0; i < sizeof fams / sizeof fams[0]; i++) {
+        int keys = fams[i].provider ? in->cfg->aws_keys : in->cfg->gcp_keys;
+        if (!keys)
+            continue;
+        char name[64], pretty[32], usage[48];
+        int64_t tokens = 0;
+        snprintf(name, sizeof name, "%s%s", STATE_TOKENS ":", fams[i].family);
+        int rc = state_counter_get(in->st, name, &tokens);
+        if (rc)
+            return rc;
+        status_pretty_tokens(tokens, pretty, sizeof pretty);
+        snprintf(usage, sizeof usage, "%s tokens", pretty);
+        json_object *b = json_object_new_object();
+        json_object_object_add(b, "usage", json_object_new_string(usage));
+        json_object_object_add(b, "activeKeys", json_object_new_int(keys));
+        json_object_object_add(b, "revokedKeys", json_object_new_int(0));
+        json_object_object_add(b, "proomptersInQueue", json_object_new_int(0));
+        json_object_object_add(b, "estimatedQueueTime", json_object_new_string("no wait"));
+        json_object_object_add(o, fams[i].family, b);
+    }
+    return 0;
 }
 
 int status_info(const struct status_input *in, json_object **out)
@@ -73,6 +104,11 @@ int status_info(const struct status_input *in, json_object **out)
         json_object_object_add(o, "awsKeys", json_object_new_int(cfg->aws_keys));
     if (cfg->azure_keys)
         json_object_object_add(o, "azureKeys", json_object_new_int(cfg->azure_keys));
+    rc = family_blocks(in, o);
+    if (rc) {
+        json_object_put(o);
+        return rc;
+    }
     json_object_object_add(o, "config", config_summary(cfg));
     json_object_object_add(o, "build", json_object_new_string(BUILD));
     *out = o;

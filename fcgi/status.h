@@ -21,9 +21,7 @@ struct status_input {
     long in_flight;     /* this process */
 };
 
-/* Counter and key names in the state store. */
-#define STATUS_PROOMPTS        "proompts"
-#define STATUS_TOKENS          "tokens"
+/* Key names in the state store (counter names are in state/state.h). */
 #define STATUS_PROMPTER_PREFIX "prompter:"
 #define STATUS_PROMPTER_TTL_MS 60000
 

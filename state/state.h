@@ -18,7 +18,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STATE_KEY_MAX   512
+#define STATE_KEY_MAX 512
+
+/* Counters shared by every layer (the info page reads what the upstream layer counts). */
+#define STATE_PROMPTS   "proompts" /* answered prompts */
+#define STATE_TOKENS    "tokens"   /* tokens reported by upstreams; also "tokens:<family>" */
 #define STATE_VALUE_MAX (1024 * 1024)
 
 struct state;

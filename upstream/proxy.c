@@ -1,0 +1,768 @@
+#include "upstream/proxy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "auth/gcp.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "translators/anthropic.h"
+#include "translators/apierr.h"
+#include "translators/catalog.h"
+#include "translators/openai.h"
+#include "translators/sseparse.h"
+#include "translators/vertex.h"
+#include "upstream/transport.h"
+
+#define MAX_UPSTREAM_EVENT (8L * 1024 * 1024)  /* one upstream SSE event */
+#define MAX_ERROR_BODY     (64L * 1024)        /* an upstream error body we keep */
+#define MAX_REPLY_BODY     (64L * 1024 * 1024) /* a non-stream upstream reply */
+#define MAX_ATTEMPTS       3                   /* upstream attempts per request (SPEC §11) */
+#define COOLDOWN_FIRST_MS  1000                /* without Retry-After: 1 s, doubling ... */
+#define COOLDOWN_MAX_MS    30000               /* ... up to 30 s */
+
+/* One upstream transfer: choice k of an n fan-out. */
+struct choice {
+    struct xfer x;
+    struct sseparse sp;
+    struct anthropic_stream *as; /* OpenAI clients: the stream translator */
+    struct run *run;
+    int index;
+    int done;   /* final event seen (or an error event was sent for it) */
+    int failed; /* ended with an error */
+    struct anthropic_usage usage;
+    struct buf err; /* the body of a non-200 answer */
+};
+
+/* Everything about one request. */
+struct run {
+    const struct proxy_call *c;
+    const struct proxy_sink *s;
+    enum proxy_api api;
+    int stream, begun, gone;
+    int n;
+    struct choice *ch;
+    struct openai_request oreq; /* OpenAI clients */
+    struct catalog_resolved model;
+    const char *client_model;
+    char chunk_id[48];
+    int64_t created;
+    const struct gcp_key *key;
+    char token[4096];
+    char url[1024];
+    char auth[4200];
+    char beta[1024];
+    const char *body; /* the upstream body (serialised) */
+    size_t body_len;
+};
+
+/* ---- replies ----------------------------------------------------------------------------------
+ */
+
+static void reply_error(struct run *r, int http, const char *code, const char *msg,
+                        const char *param, const char *retry_after)
+{
+    json_object *e =
+        apierr_body(r->api == PROXY_ANTHROPIC ? API_ANTHROPIC : API_OPENAI, http, code, msg, param);
+    size_t len;
+    const char *s = util_json_plain(e, &len);
+    if (r->s->reply(r->s->ctx, http, s, len, retry_after) < 0)
+        r->gone = 1;
+    json_object_put(e);
+    if (http >= 500 || http == 429)
+        log_warn("req %s: %d %s", r->c->id, http, msg);
+}
+
+/* An error after the stream started: an error event in the client's format. */
+static void event_error(struct run *r, int http, const char *code, const char *msg)
+{
+    int anth = r->api == PROXY_ANTHROPIC;
+    json_object *e = apierr_body(anth ? API_ANTHROPIC : API_OPENAI, http, code, msg, NULL);
+    size_t len;
+    const char *s = util_json_plain(e, &len);
+    if (r->s->event(r->s->ctx, anth ? "error" : NULL, s, len) < 0)
+        r->gone = 1;
+    json_object_put(e);
+    log_warn("req %s: mid-stream error: %s", r->c->id, msg);
+}
+
+/* Maps an upstream failure of choice ch to our status, code and message. */
+static int map_failure(struct run *r, struct choice *ch, const char **code, char *msg, size_t n,
+                       char *retry_after, size_t ra)
+{
+    struct xfer *x = &ch->x;
+    retry_after[0] = '\0';
+    if (x->result == OAI_EUPSTREAM || (!x->status && x->result)) {
+        int timeout = strcasestr(x->error, "timeout") || strcasestr(x->error, "timed out") ||
+                      strstr(x->error, "STREAM_IDLE_TIMEOUT_S");
+        snprintf(msg, n, "the upstream could not be reached: %s", x->error);
+        *code = timeout ? "timeout" : "upstream_error";
+        return timeout ? 504 : 502;
+    }
+    char upstream[512];
+    anthropic_error_message(ch->err.data ? ch->err.data : "", ch->err.len, x->status, upstream,
+                            sizeof upstream);
+    snprintf(msg, n, "upstream (%s) HTTP %ld: %s", r->c->provider, x->status, upstream);
+    switch (x->status) {
+    case 400:
+    case 422:
+        *code = "invalid_request";
+        return 400;
+    case 401:
+        *code = "upstream_auth_failed";
+        return 502;
+    case 403:
+        *code = "model_access_denied";
+        return 403;
+    case 404:
+        *code = "model_not_found";
+        return 404;
+    case 408:
+        *code = "timeout";
+        return 504;
+    case 413:
+        *code = "request_too_large";
+        return 413;
+    case 429: {
+        /* Retry-After always present (SPEC §11): the upstream's, else a short default. */
+        long long secs = 1;
+        if (x->retry_after[0] && util_parse_long(x->retry_after, 0, 86400, &secs))
+            secs = 1;
+        snprintf(retry_after, ra, "%lld", secs);
+        *code = "rate_limit_exceeded";
+        return 429;
+    }
+    case 503:
+    case 529:
+        *code = "server_is_overloaded";
+        return 503;
+    default:
+        *code = "upstream_error";
+        return 502;
+    }
+}
+
+/* ---- stream callbacks -------------------------------------------------------------------------
+ */
+
+static int emit_chunk(void *ctx, const char *json, size_t len)
+{
+    struct run *r = ctx;
+    if (r->s->event(r->s->ctx, NULL, json, len) < 0) {
+        r->gone = 1;
+        return OAI_EGONE;
+    }
+    return 0;
+}
+
+/* Usage fields of an Anthropic usage object (message_start.message.usage or message_delta). */
+static void take_usage(json_object *u, struct anthropic_usage *out)
+{
+    json_object *v;
+    if (json_object_object_get_ex(u, "input_tokens", &v))
+        out->input = json_object_get_int64(v);
+    if (json_object_object_get_ex(u, "output_tokens", &v))
+        out->output = json_object_get_int64(v);
+    if (json_object_object_get_ex(u, "cache_read_input_tokens", &v))
+        out->cache_read = json_object_get_int64(v);
+    if (json_object_object_get_ex(u, "cache_creation_input_tokens", &v))
+        out->cache_write = json_object_get_int64(v);
+}
+
+/* Native (Anthropic) clients: events pass through unchanged; usage and the end are noted. */
+static int native_event(struct choice *ch, const char *name, const char *data, size_t len)
+{
+    struct run *r = ch->run;
+    if (r->s->event(r->s->ctx, name, data, len) < 0) {
+        r->gone = 1;
+        return OAI_EGONE;
+    }
+    if (!name)
+        return 0;
+    if (strcmp(name, "message_stop") == 0) {
+        ch->done = 1;
+    } else if (strcmp(name, "error") == 0) {
+        ch->done = ch->failed = 1;
+    } else if (strcmp(name, "message_start") == 0 || strcmp(name, "message_delta") == 0) {
+        json_object *o = NULL, *m, *u;
+        if (util_parse_json(data, len, &o) == 0) {
+            if (json_object_object_get_ex(o, "message", &m) &&
+                json_object_object_get_ex(m, "usage", &u))
+                take_usage(u, &ch->usage);
+            else if (json_object_object_get_ex(o, "usage", &u))
+                take_usage(u, &ch->usage);
+        }
+        json_object_put(o);
+    }
+    return 0;
+}
+
+static int on_event(void *ctx, const char *name, const char *data, size_t len)
+{
+    struct choice *ch = ctx;
+    if (ch->done)
+        return 0; /* nothing after the final event (or our error event) */
+    if (ch->run->api == PROXY_ANTHROPIC)
+        return native_event(ch, name, data, len);
+    int rc = anthropic_stream_event(ch->as, name, data, len);
+    if (rc == ANTHROPIC_STREAM_DONE)
+        ch->done = 1;
+    else if (rc == OAI_EGONE || ch->run->gone)
+        return OAI_EGONE;
+    else if (rc < 0)
+        ch->done = ch->failed = 1; /* the translator already sent the error event */
+    return 0;
+}
+
+static int on_data(void *ctx, struct xfer *x, const char *p, size_t n)
+{
+    struct choice *ch = ctx;
+    struct run *r = ch->run;
+    if (x->status != 200) {
+        size_t room = ch->err.max - ch->err.len;
+        if (buf_add(&ch->err, p, n < room ? n : room))
+            return TRANSPORT_STOP;
+        return 0;
+    }
+    if (!r->stream) {
+        if (buf_add(&ch->err, p, n)) /* the whole reply, bounded */
+            return TRANSPORT_STOP;
+        return 0;
+    }
+    if (!r->begun) {
+        if (r->s->stream_begin(r->s->ctx) < 0) {
+            r->gone = 1;
+            return -1;
+        }
+        r->begun = 1;
+    }
+    int rc = sseparse_feed(&ch->sp, p, n, on_event, ch);
+    if (rc == OAI_EGONE || r->gone)
+        return -1;
+    if (rc < 0 && !ch->done) {
+        event_error(r, 502, "upstream_error", "an upstream event was larger than the limit");
+        ch->done = ch->failed = 1;
+    }
+    return ch->done ? TRANSPORT_STOP : 0;
+}
+
+static int on_tick(void *ctx)
+{
+    struct run *r = ctx;
+    if (r->gone)
+        return -1;
+    if (r->s->tick(r->s->ctx) < 0) {
+        r->gone = 1;
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- the run ----------------------------------------------------------------------------------
+ */
+
+/* Waits ms for a cooldown, ticking (heartbeats, disconnects). A stream that has waited
+ * HEARTBEAT_S since the request began commits 200 so that heartbeats can flow (SPEC §11).
+ * Returns 0, or -1 when the client is gone. */
+static int wait_cooldown(struct run *r, int64_t ms, int64_t start)
+{
+    int64_t end = util_mono_ms() + ms;
+    for (;;) {
+        int64_t now = util_mono_ms();
+        if (now >= end)
+            return 0;
+        if (r->stream && !r->begun && now - start >= r->c->cfg->heartbeat_s * 1000) {
+            if (r->s->stream_begin(r->s->ctx) < 0) {
+                r->gone = 1;
+                return -1;
+            }
+            r->begun = 1;
+        }
+        if (on_tick(r) < 0)
+            return -1;
+        int64_t step = end - now < 250 ? end - now : 250;
+        usleep((useconds_t)step * 1000);
+    }
+}
+
+static void choices_reset(struct run *r)
+{
+    for (int i = 0; i < r->n; i++) {
+        struct choice *ch = &r->ch[i];
+        xfer_free(&ch->x);
+        buf_free(&ch->err);
+        sseparse_free(&ch->sp);
+        anthropic_stream_free(ch->as);
+        memset(ch, 0, sizeof *ch);
+        ch->run = r;
+        ch->index = i;
+        xfer_init(&ch->x);
+        buf_init(&ch->err, r->stream ? MAX_ERROR_BODY : MAX_REPLY_BODY);
+        sseparse_init(&ch->sp, MAX_UPSTREAM_EVENT);
+        if (r->api == PROXY_OPENAI && r->stream) {
+            struct anthropic_opts o = {
+                .model = r->client_model,
+                .id = r->chunk_id,
+                .created = r->created,
+                .choice = i,
+                .legacy_functions = r->oreq.legacy_functions,
+                .schema_tool = r->oreq.schema_tool,
+                .local_stops = r->oreq.local_stops,
+            };
+            ch->as = anthropic_stream_new(&o, emit_chunk, r);
+        }
+        struct xfer *x = &ch->x;
+        x->method = "POST";
+        x->url = r->url;
+        int h = 0;
+        x->headers[h++] = r->auth;
+        x->headers[h++] = "Content-Type: application/json";
+        if (r->beta[0])
+            x->headers[h++] = r->beta;
+        x->body = r->body;
+        x->body_len = r->body_len;
+        x->on_data = on_data;
+        x->ctx = ch;
+    }
+}
+
+static void choices_free(struct run *r)
+{
+    for (int i = 0; r->ch && i < r->n; i++) {
+        xfer_free(&r->ch[i].x);
+        buf_free(&r->ch[i].err);
+        sseparse_free(&r->ch[i].sp);
+        anthropic_stream_free(r->ch[i].as);
+    }
+    free(r->ch);
+}
+
+static void transport_opts_of(const struct config *cfg, struct transport_opts *t)
+{
+    t->connect_to = cfg->upstream_connect_to;
+    t->ca_bundle = cfg->upstream_ca_bundle;
+    t->proxy = cfg->https_proxy;
+    t->timeout_s = cfg->upstream_timeout_s;
+    t->idle_timeout_s = cfg->stream_idle_timeout_s;
+}
+
+static void count_usage(struct run *r, const struct anthropic_usage *u, int prompts)
+{
+    struct state *st = r->c->st;
+    long long total = u->input + u->cache_read + u->cache_write + u->output;
+    char name[64];
+    snprintf(name, sizeof name, STATE_TOKENS ":%s", r->model.family);
+    if (state_counter_add(st, STATE_PROMPTS, prompts, NULL) ||
+        state_counter_add(st, STATE_TOKENS, total, NULL) ||
+        state_counter_add(st, name, total, NULL))
+        log_warn("req %s: usage not recorded (state store)", r->c->id);
+}
+
+/* Non-stream answers: translate each choice and merge them into one response. */
+static void finish_plain(struct run *r)
+{
+    struct anthropic_usage sum = {0, 0, 0, 0};
+    json_object *merged = NULL, *choices = NULL;
+    int ok = 0;
+    for (int i = 0; i < r->n; i++) {
+        struct choice *ch = &r->ch[i];
+        if (r->api == PROXY_ANTHROPIC) {
+            /* passthrough: the upstream bytes unchanged */
+            json_object *o = NULL, *u;
+            if (util_parse_json(ch->err.data ? ch->err.data : "", ch->err.len, &o) == 0 &&
+                json_object_object_get_ex(o, "usage", &u))
+                take_usage(u, &sum);
+            json_object_put(o);
+            if (r->s->reply(r->s->ctx, 200, ch->err.data ? ch->err.data : "", ch->err.len, NULL) <
+                0)
+                r->gone = 1;
+            count_usage(r, &sum, 1);
+            return;
+        }
+        json_object *msg = NULL;
+        if (util_parse_json(ch->err.data ? ch->err.data : "", ch->err.len, &msg)) {
+            json_object_put(merged);
+            reply_error(r, 502, "upstream_error", "the upstream reply is not valid JSON", NULL,
+                        NULL);
+            return;
+        }
+        struct anthropic_opts o = {
+            .model = r->client_model,
+            .id = r->chunk_id,
+            .created = r->created,
+            .choice = i,
+            .legacy_functions = r->oreq.legacy_functions,
+            .schema_tool = r->oreq.schema_tool,
+            .local_stops = r->oreq.local_stops,
+        };
+        json_object *one = anthropic_to_openai(msg, &o, &sum);
+        json_object_put(msg);
+        if (!one) {
+            json_object_put(merged);
+            reply_error(r, 502, "upstream_error", "the upstream reply is not a message", NULL,
+                        NULL);
+            return;
+        }
+        ok++;
+        if (!merged) {
+            merged = one;
+            json_object_object_get_ex(merged, "choices", &choices);
+        } else {
+            json_object *c;
+            if (json_object_object_get_ex(one, "choices", &c) && json_object_array_length(c))
+                json_object_array_add(choices, json_object_get(json_object_array_get_idx(c, 0)));
+            json_object_put(one);
+        }
+    }
+    json_object_object_add(merged, "usage", anthropic_usage_json(&sum));
+    size_t len;
+    const char *s = util_json_plain(merged, &len);
+    if (r->s->reply(r->s->ctx, 200, s, len, NULL) < 0)
+        r->gone = 1;
+    json_object_put(merged);
+    count_usage(r, &sum, ok);
+}
+
+/* Streams that started: close each choice properly, then usage and [DONE]. */
+static void finish_stream(struct run *r)
+{
+    struct anthropic_usage sum = {0, 0, 0, 0};
+    int ok = 0;
+    for (int i = 0; i < r->n && !r->gone; i++) {
+        struct choice *ch = &r->ch[i];
+        if (!ch->done) {
+            if (ch->x.status != 200 || ch->x.result) {
+                const char *code;
+                char msg[768], ra[32];
+                int http = map_failure(r, ch, &code, msg, sizeof msg, ra, sizeof ra);
+                event_error(r, http, code, msg);
+            } else if (r->api == PROXY_OPENAI) {
+                anthropic_stream_end(ch->as); /* emits the truncation error */
+            } else {
+                event_error(r, 502, "upstream_truncated",
+                            "the upstream stream ended before message_stop");
+            }
+            ch->failed = 1;
+        }
+        struct anthropic_usage u = ch->usage;
+        if (ch->as)
+            anthropic_stream_usage(ch->as, &u);
+        sum.input += u.input;
+        sum.output += u.output;
+        sum.cache_read += u.cache_read;
+        sum.cache_write += u.cache_write;
+        ok += !ch->failed;
+    }
+    if (!r->gone && r->api == PROXY_OPENAI) {
+        if (r->oreq.include_usage) {
+            json_object *c = json_object_new_object();
+            json_object_object_add(c, "id", json_object_new_string(r->chunk_id));
+            json_object_object_add(c, "object", json_object_new_string("chat.completion.chunk"));
+            json_object_object_add(c, "created", json_object_new_int64(r->created));
+            json_object_object_add(c, "model", json_object_new_string(r->client_model));
+            json_object_object_add(c, "choices", json_object_new_array());
+            json_object_object_add(c, "usage", anthropic_usage_json(&sum));
+            size_t len;
+            const char *s = util_json_plain(c, &len);
+            emit_chunk(r, s, len);
+            json_object_put(c);
+        }
+        emit_chunk(r, "[DONE]", 6);
+    }
+    count_usage(r, &sum, ok);
+}
+
+/* ---- setup ------------------------------------------------------------------------------------
+ */
+
+static const char *str_field(json_object *o, const char *k)
+{
+    json_object *v;
+    return json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string)
+               ? json_object_get_string(v)
+               : NULL;
+}
+
+static void unknown_model(struct run *r, const char *model)
+{
+    char msg[1536];
+    size_t k = (size_t)snprintf(msg, sizeof msg,
+                                "The model `%.100s` does not exist or is not available here. "
+                                "Available models:",
+                                model ? model : "");
+    for (size_t i = 0; i < catalog_count() && k < sizeof msg - 64; i++) {
+        const struct catalog_model *m = catalog_at(i);
+        if (!(m->flags & CAT_LEGACY))
+            k += (size_t)snprintf(msg + k, sizeof msg - k, "%s %s", i ? "," : "", m->api_id);
+    }
+    reply_error(r, 404, "model_not_found", msg, "model", NULL);
+}
+
+static int family_allowed(const struct config *cfg, const char *family)
+{
+    const char *list = cfg->allowed_model_families;
+    if (!list || !*list)
+        return 1;
+    size_t n = strlen(family);
+    for (const char *p = list; *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        size_t len = strcspn(p, ",");
+        size_t t = len;
+        while (t && p[t - 1] == ' ')
+            t--;
+        if (t == n && strncmp(p, family, n) == 0)
+            return 1;
+        p += len;
+    }
+    return 0;
+}
+
+/* Builds the upstream body for this request; 0 or an error already answered (-1). */
+static int build_body(struct run *r, json_object **out)
+{
+    const struct config *cfg = r->c->cfg;
+    char msg[512], param[128];
+    if (r->api == PROXY_OPENAI) {
+        struct openai_opts o = {
+            .default_max_tokens = cfg->default_max_tokens,
+            .max_output_tokens = cfg->max_output_tokens,
+            .max_choices = cfg->max_choices,
+            .hoist_system = cfg->system_message_mode == SYSMSG_HOIST,
+            .model_flags = r->model.flags,
+        };
+        msg[0] = param[0] = '\0';
+        if (openai_translate(r->c->body, &o, &r->oreq, msg, sizeof msg, param, sizeof param)) {
+            reply_error(r, 400, "invalid_request", msg[0] ? msg : "invalid request",
+                        param[0] ? param : NULL, NULL);
+            return -1;
+        }
+        r->n = r->oreq.n > 0 ? r->oreq.n : 1;
+        r->stream = r->oreq.stream;
+        *out = json_object_get(r->oreq.body);
+    } else {
+        json_object *copy = NULL;
+        if (json_object_deep_copy(r->c->body, &copy, NULL) != 0) {
+            reply_error(r, 500, "internal_error", "out of memory", NULL, NULL);
+            return -1;
+        }
+        json_object *v;
+        r->n = 1;
+        r->stream = json_object_object_get_ex(copy, "stream", &v) && json_object_get_boolean(v);
+        if (!json_object_object_get_ex(copy, "max_tokens", &v)) {
+            json_object_object_add(copy, "max_tokens",
+                                   json_object_new_int64(cfg->default_max_tokens));
+        }
+        anthropic_normalize(copy, r->model.flags, cfg->max_output_tokens);
+        *out = copy;
+    }
+    return 0;
+}
+
+static void generate_gcp(struct run *r)
+{
+    const struct proxy_call *c = r->c;
+    const struct config *cfg = c->cfg;
+    char err[256] = "";
+    const struct gcp_keys *keys =
+        gcp_keys_get(cfg->gcp_credentials, cfg->gcp_credentials_file, err, sizeof err);
+    if (!keys) {
+        log_error("req %s: %s", c->id, err);
+        reply_error(r, 500, "config_error",
+                    "the gateway's GCP credentials are unusable; see "
+                    "the server log",
+                    NULL, NULL);
+        return;
+    }
+    if (keys->n == 0) {
+        reply_error(r, 503, "no_keys", "no GCP credentials are configured", NULL, NULL);
+        return;
+    }
+    r->client_model = str_field(c->body, "model");
+    if (!r->client_model ||
+        catalog_resolve(r->client_model, cfg->model_aliases, CATALOG_VERTEX, &r->model)) {
+        if (!r->client_model)
+            reply_error(r, 400, "invalid_request", "you must provide a model parameter", "model",
+                        NULL);
+        else
+            unknown_model(r, r->client_model);
+        return;
+    }
+    if (!family_allowed(cfg, r->model.family)) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "Model family '%s' is not enabled on this proxy",
+                 r->model.family);
+        reply_error(r, 403, "model_not_allowed", msg, "model", NULL);
+        return;
+    }
+
+    json_object *body = NULL;
+    if (build_body(r, &body))
+        return;
+    vertex_prepare(body, cfg->vertex_anthropic_version, r->stream);
+    r->body = util_json_plain(body, &r->body_len);
+    if (c->beta && *c->beta) {
+        json_object *betas = anthropic_betas(c->beta, cfg->drop_anthropic_betas);
+        size_t k = 0;
+        for (size_t i = 0; i < json_object_array_length(betas) && k < sizeof r->beta - 80; i++)
+            k += (size_t)snprintf(r->beta + k, sizeof r->beta - k, "%s%s",
+                                  i ? "," : "anthropic-beta: ",
+                                  json_object_get_string(json_object_array_get_idx(betas, i)));
+        json_object_put(betas);
+    }
+
+    int64_t rr = 0;
+    if (state_counter_add(c->st, "gcp:rr", 1, &rr))
+        rr = 0;
+    r->key = &keys->v[(rr < 0 ? -rr : rr) % keys->n];
+    if (vertex_url(r->key->project, r->key->region, r->model.upstream_id, r->stream, r->url,
+                   sizeof r->url)) {
+        reply_error(r, 400, "invalid_request", "the model id cannot be used in a Vertex URL",
+                    "model", NULL);
+        json_object_put(body);
+        return;
+    }
+    r->ch = calloc((size_t)r->n, sizeof *r->ch);
+    if (!r->ch) {
+        reply_error(r, 500, "internal_error", "out of memory", NULL, NULL);
+        json_object_put(body);
+        return;
+    }
+    struct transport_opts topts;
+    transport_opts_of(cfg, &topts);
+    struct xfer *xs[16];
+    int64_t t0 = util_mono_ms(), backoff = COOLDOWN_FIRST_MS;
+    int refresh = 0, refreshed = 0;
+    for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        int rc = gcp_token(r->key, c->st, &topts, refresh, r->token, sizeof r->token);
+        refresh = 0;
+        if (rc) {
+            int auth = rc == OAI_EAUTHUP;
+            const char *msg = auth ? "Google refused the gateway's service-account credentials"
+                                   : "could not obtain a Google access token";
+            if (r->begun)
+                event_error(r, 502, auth ? "upstream_auth_failed" : "upstream_error", msg);
+            else
+                reply_error(r, 502, auth ? "upstream_auth_failed" : "upstream_error", msg, NULL,
+                            NULL);
+            break;
+        }
+        snprintf(r->auth, sizeof r->auth, "Authorization: Bearer %s", r->token);
+        choices_reset(r);
+        for (int i = 0; i < r->n; i++)
+            xs[i] = &r->ch[i].x;
+        transport_run(xs, r->n, &topts, on_tick, r);
+        log_info("req %s: gcp key %s model %s attempt %d -> HTTP %ld after %lld ms", c->id,
+                 r->key->hash, r->model.upstream_id, attempt + 1, r->ch[0].x.status,
+                 (long long)(util_mono_ms() - t0));
+        if (r->gone)
+            break;
+        /* a choice that failed before any byte of it was sent decides what happens next */
+        struct choice *bad = NULL;
+        for (int i = 0; i < r->n && !bad; i++)
+            if (r->ch[i].x.status != 200 || r->ch[i].x.result)
+                bad = &r->ch[i];
+        if (r->begun && (!bad || !bad->x.status || bad->x.status == 200)) {
+            finish_stream(r);
+            break;
+        }
+        if (!bad) {
+            if (r->stream)
+                reply_error(r, 502, "upstream_truncated", "the upstream stream was empty", NULL,
+                            NULL);
+            else
+                finish_plain(r);
+            break;
+        }
+        long st = bad->x.status;
+        if (st == 401 && !refreshed && attempt + 1 < MAX_ATTEMPTS) {
+            log_warn("req %s: gcp key %s: token refused by Vertex; refreshing once", c->id,
+                     r->key->hash);
+            refresh = refreshed = 1;
+            continue;
+        }
+        int64_t cool = backoff;
+        if (st == 429 || st == 503 || st == 529) {
+            long long secs;
+            if (bad->x.retry_after[0] && util_parse_long(bad->x.retry_after, 0, 86400, &secs) == 0)
+                cool = secs * 1000;
+            backoff = backoff * 2 > COOLDOWN_MAX_MS ? COOLDOWN_MAX_MS : backoff * 2;
+            int64_t waited = util_mono_ms() - t0;
+            if (!r->begun && attempt + 1 < MAX_ATTEMPTS &&
+                waited + cool <= cfg->max_queue_wait_s * 1000) {
+                if (wait_cooldown(r, cool, t0) < 0)
+                    break;
+                continue;
+            }
+        }
+        if (r->begun) {
+            finish_stream(r); /* committed while waiting: the failure is an SSE event */
+            break;
+        }
+        const char *code;
+        char msg[768], ra[32];
+        int http = map_failure(r, bad, &code, msg, sizeof msg, ra, sizeof ra);
+        if (http == 429 && !bad->x.retry_after[0])
+            snprintf(ra, sizeof ra, "%lld", (long long)((cool + 999) / 1000));
+        reply_error(r, http, code, msg, NULL, ra[0] ? ra : NULL);
+        break;
+    }
+    memset(r->token, 0, sizeof r->token);
+    memset(r->auth, 0, sizeof r->auth);
+    json_object_put(body);
+}
+
+void proxy_generate(const struct proxy_call *c, const struct proxy_sink *s)
+{
+    struct run *r = calloc(1, sizeof *r);
+    if (!r) {
+        s->reply(s->ctx, 500, "{}", 2, NULL);
+        return;
+    }
+    r->c = c;
+    r->s = s;
+    r->api = c->api;
+    r->created = util_now_ms() / 1000;
+    snprintf(r->chunk_id, sizeof r->chunk_id, "chatcmpl-%s", c->id);
+    const char *prov = c->provider;
+    if (strcmp(prov, "unified") == 0)
+        prov = "gcp"; /* the only Claude provider so far */
+    if (strcmp(prov, "gcp") == 0) {
+        generate_gcp(r);
+    } else {
+        char msg[128];
+        snprintf(msg, sizeof msg,
+                 "no usable key: this gateway has no %s credentials it can "
+                 "call yet",
+                 prov);
+        reply_error(r, 503, "no_keys", msg, NULL, NULL);
+    }
+    choices_free(r);
+    openai_request_free(&r->oreq);
+    free(r);
+}
+
+json_object *proxy_models(const struct config *cfg, const char *provider)
+{
+    json_object *list = json_object_new_object(), *data = json_object_new_array();
+    json_object_object_add(list, "object", json_object_new_string("list"));
+    int gcp =
+        (strcmp(provider, "gcp") == 0 || strcmp(provider, "unified") == 0) && cfg->gcp_keys > 0;
+    for (size_t i = 0; gcp && i < catalog_count(); i++) {
+        const struct catalog_model *m = catalog_at(i);
+        if (m->flags & CAT_LEGACY)
+            continue;
+        json_object *e = json_object_new_object();
+        json_object_object_add(e, "id", json_object_new_string(m->api_id));
+        json_object_object_add(e, "object", json_object_new_string("model"));
+        json_object_object_add(e, "created", json_object_new_int64(m->created));
+        json_object_object_add(e, "owned_by", json_object_new_string("anthropic-vertex"));
+        json_object_array_add(data, e);
+    }
+    json_object_object_add(list, "data", data);
+    return list;
+}

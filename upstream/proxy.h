@@ -1,0 +1,52 @@
+/*
+ * proxy.h - one generation request from the client's body to the upstream and back.
+ *
+ * proxy_generate resolves the model, picks a key and its credentials, translates the body (or
+ * passes an Anthropic body through), runs the upstream transfer(s) and writes the answer
+ * through a sink that the responder provides, so this layer never touches FastCGI and the
+ * responder never touches a wire format. The status is decided before the first byte: errors
+ * before it keep their real status in the client's format; errors after it are SSE events.
+ */
+#ifndef OAI_PROXY_H
+#define OAI_PROXY_H
+
+#include <json-c/json.h>
+#include <stddef.h>
+
+#include "fcgi/config.h"
+#include "state/state.h"
+
+enum proxy_api { PROXY_OPENAI, PROXY_ANTHROPIC };
+
+struct proxy_sink {
+    /* a whole response (JSON body bytes); retry_after may be NULL */
+    int (*reply)(void *ctx, int status, const char *body, size_t len, const char *retry_after);
+    /* commit 200 and the stream headers */
+    int (*stream_begin)(void *ctx);
+    /* one SSE event (name NULL for data-only) */
+    int (*event)(void *ctx, const char *name, const char *data, size_t len);
+    /* called at least every 250 ms while upstream transfers run: heartbeat if due; < 0 when the
+     * client is gone */
+    int (*tick)(void *ctx);
+    void *ctx;
+};
+
+struct proxy_call {
+    const struct config *cfg;
+    struct state *st;
+    enum proxy_api api;
+    const char *provider; /* "gcp", "aws", "azure" or "unified" */
+    json_object *body;    /* the client's request body, borrowed */
+    const char *beta;     /* the client's anthropic-beta header, may be NULL */
+    const char *id;       /* request id (hex) for ids and logs */
+};
+
+/* proxy_generate answers the call through the sink; it always answers (or stops because the
+ * client is gone). */
+void proxy_generate(const struct proxy_call *c, const struct proxy_sink *s);
+
+/* proxy_models returns a new OpenAI model list of what the configured keys of provider can
+ * serve ("unified": every provider). */
+json_object *proxy_models(const struct config *cfg, const char *provider);
+
+#endif

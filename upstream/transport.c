@@ -1,0 +1,264 @@
+#include "upstream/transport.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#define DEFAULT_MAX_BODY (8L * 1024 * 1024)
+
+struct priv {
+    CURL *easy;
+    struct curl_slist *headers;
+    struct curl_slist *connect_to;
+    int aborted;          /* on_data said the client is gone */
+    int stopped;          /* on_data has all it needs: a successful early end */
+    int64_t last_data_ms; /* for STREAM_IDLE_TIMEOUT_S */
+};
+
+void transport_global_init(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+void xfer_init(struct xfer *x)
+{
+    memset(x, 0, sizeof *x);
+    buf_init(&x->body_out, DEFAULT_MAX_BODY);
+}
+
+void xfer_free(struct xfer *x)
+{
+    struct priv *p = x->easy_;
+    if (p) {
+        curl_easy_cleanup(p->easy);
+        curl_slist_free_all(p->headers);
+        curl_slist_free_all(p->connect_to);
+        free(p);
+        x->easy_ = NULL;
+    }
+    buf_free(&x->body_out);
+}
+
+static size_t on_header(char *line, size_t size, size_t n, void *ud)
+{
+    struct xfer *x = ud;
+    size_t len = size * n;
+    const char *names[] = {"content-type:", "retry-after:"};
+    char *dst[] = {x->content_type, x->retry_after};
+    size_t cap[] = {sizeof x->content_type, sizeof x->retry_after};
+    for (int i = 0; i < 2; i++) {
+        size_t k = strlen(names[i]);
+        if (len > k && strncasecmp(line, names[i], k) == 0) {
+            const char *v = line + k;
+            size_t vl = len - k;
+            while (vl && (*v == ' ' || *v == '\t')) {
+                v++;
+                vl--;
+            }
+            while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+                vl--;
+            snprintf(dst[i], cap[i], "%.*s", (int)vl, v);
+        }
+    }
+    return len;
+}
+
+static size_t on_body(char *ptr, size_t size, size_t n, void *ud)
+{
+    struct xfer *x = ud;
+    struct priv *p = x->easy_;
+    size_t len = size * n;
+    p->last_data_ms = util_mono_ms();
+    if (!x->status)
+        curl_easy_getinfo(p->easy, CURLINFO_RESPONSE_CODE, &x->status);
+    if (x->on_data) {
+        int rc = x->on_data(x->ctx, x, ptr, len);
+        if (rc < 0)
+            p->aborted = 1;
+        else if (rc == TRANSPORT_STOP)
+            p->stopped = 1;
+        /* a short count is CURLE_WRITE_ERROR: libcurl closes the connection at once */
+        return rc ? 0 : len;
+    }
+    if (buf_add(&x->body_out, ptr, len)) {
+        snprintf(x->error, sizeof x->error, "upstream response larger than %zu bytes",
+                 x->body_out.max);
+        return 0;
+    }
+    return len;
+}
+
+/* A comma list "a:1:b:2,c:3:d:4" as a curl_slist. */
+static struct curl_slist *split_list(const char *s)
+{
+    struct curl_slist *l = NULL;
+    while (s && *s) {
+        while (*s == ' ' || *s == ',')
+            s++;
+        size_t n = strcspn(s, ",");
+        while (n && s[n - 1] == ' ')
+            n--;
+        if (n) {
+            char item[512];
+            snprintf(item, sizeof item, "%.*s", (int)(n < 511 ? n : 511), s);
+            struct curl_slist *nl = curl_slist_append(l, item);
+            if (!nl) {
+                curl_slist_free_all(l);
+                return NULL;
+            }
+            l = nl;
+        }
+        s += strcspn(s, ",");
+    }
+    return l;
+}
+
+static int setup(struct xfer *x, const struct transport_opts *o)
+{
+    struct priv *p = calloc(1, sizeof *p);
+    if (!p)
+        return OAI_ENOMEM;
+    x->easy_ = p;
+    p->easy = curl_easy_init();
+    if (!p->easy)
+        return OAI_ENOMEM;
+    if (x->max_body)
+        x->body_out.max = x->max_body;
+    for (int i = 0; i < TRANSPORT_MAX_HEADERS && x->headers[i]; i++) {
+        struct curl_slist *nl = curl_slist_append(p->headers, x->headers[i]);
+        if (!nl)
+            return OAI_ENOMEM;
+        p->headers = nl;
+    }
+    /* libcurl would add "Expect: 100-continue" to large POSTs: one round trip for nothing. */
+    struct curl_slist *nl = curl_slist_append(p->headers, "Expect:");
+    if (!nl)
+        return OAI_ENOMEM;
+    p->headers = nl;
+    CURL *e = p->easy;
+    curl_easy_setopt(e, CURLOPT_URL, x->url);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, p->headers);
+    if (x->method && strcmp(x->method, "POST") == 0) {
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body ? x->body : "");
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body_len);
+    }
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, ""); /* gzip/deflate decoded for us */
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https,http");
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 30L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT, o->timeout_s > 0 ? o->timeout_s : 600L);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->error);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (o->ca_bundle && *o->ca_bundle)
+        curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_bundle);
+    if (o->proxy && *o->proxy)
+        curl_easy_setopt(e, CURLOPT_PROXY, o->proxy);
+    else
+        curl_easy_setopt(e, CURLOPT_PROXY, ""); /* never pick up a stray environment proxy */
+    if (o->connect_to && *o->connect_to) {
+        p->connect_to = split_list(o->connect_to);
+        curl_easy_setopt(e, CURLOPT_CONNECT_TO, p->connect_to);
+    }
+    p->last_data_ms = util_mono_ms();
+    return 0;
+}
+
+int transport_run(struct xfer **xs, int n, const struct transport_opts *opts,
+                  int (*tick)(void *ctx), void *tick_ctx)
+{
+    int rc = 0;
+    CURLM *multi = curl_multi_init();
+    if (!multi)
+        return OAI_ENOMEM;
+    for (int i = 0; i < n; i++) {
+        xs[i]->result = 0;
+        xs[i]->status = 0;
+        int src = setup(xs[i], opts);
+        if (src) {
+            rc = src;
+            goto done;
+        }
+        curl_multi_add_handle(multi, ((struct priv *)xs[i]->easy_)->easy);
+    }
+    int running = n;
+    int64_t idle_ms = (opts->idle_timeout_s > 0 ? opts->idle_timeout_s : 300) * 1000;
+    while (running > 0) {
+        CURLMcode mc = curl_multi_perform(multi, &running);
+        if (mc != CURLM_OK) {
+            rc = OAI_EUPSTREAM;
+            break;
+        }
+        CURLMsg *m;
+        int left;
+        while ((m = curl_multi_info_read(multi, &left))) {
+            if (m->msg != CURLMSG_DONE)
+                continue;
+            for (int i = 0; i < n; i++) {
+                struct priv *p = xs[i]->easy_;
+                if (p->easy != m->easy_handle)
+                    continue;
+                curl_easy_getinfo(p->easy, CURLINFO_RESPONSE_CODE, &xs[i]->status);
+                if (p->aborted)
+                    xs[i]->result = OAI_EGONE;
+                else if (p->stopped)
+                    xs[i]->result = 0;
+                else if (m->data.result != CURLE_OK) {
+                    xs[i]->result = OAI_EUPSTREAM;
+                    if (!xs[i]->error[0])
+                        snprintf(xs[i]->error, sizeof xs[i]->error, "%s",
+                                 curl_easy_strerror(m->data.result));
+                }
+            }
+        }
+        if (running == 0)
+            break;
+        int aborted = 0;
+        for (int i = 0; i < n; i++)
+            aborted |= ((struct priv *)xs[i]->easy_)->aborted;
+        if (aborted)
+            break; /* one choice's client is gone: the whole request is over */
+        if (tick && tick(tick_ctx) < 0) {
+            for (int i = 0; i < n; i++)
+                if (!xs[i]->result)
+                    xs[i]->result = OAI_EGONE;
+            break;
+        }
+        int64_t now = util_mono_ms();
+        for (int i = 0; i < n; i++) {
+            struct priv *p = xs[i]->easy_;
+            if (!xs[i]->result && xs[i]->status && now - p->last_data_ms > idle_ms) {
+                xs[i]->result = OAI_EUPSTREAM;
+                snprintf(xs[i]->error, sizeof xs[i]->error,
+                         "upstream silent for more than STREAM_IDLE_TIMEOUT_S");
+                running = 0;
+            }
+        }
+        if (running == 0)
+            break;
+        curl_multi_poll(multi, NULL, 0, TRANSPORT_TICK_MS, NULL);
+    }
+    for (int i = 0; i < n; i++) {
+        if (((struct priv *)xs[i]->easy_)->aborted && !xs[i]->result)
+            xs[i]->result = OAI_EGONE;
+        if (!rc && xs[i]->result)
+            rc = xs[i]->result;
+    }
+done:
+    for (int i = 0; i < n; i++) {
+        struct priv *p = xs[i]->easy_;
+        if (p && p->easy)
+            curl_multi_remove_handle(multi, p->easy);
+    }
+    curl_multi_cleanup(multi);
+    return rc;
+}
