@@ -524,6 +524,65 @@ export function sse(text) {
   return { events, comments };
 }
 
+/**
+ * Read an SSE body incrementally (a fetch Response, or any async iterable of byte chunks) and
+ * yield each item as it arrives, stamped with Date.now(): {t, event, data, json} for events
+ * (`event` defaults to 'message') and {t, comment} for `:` comment lines (text after the colon,
+ * trimmed). Lets a test see when each event arrived, not just what arrived.
+ */
+export async function* sseItems(source) {
+  const body = source && source.body ? source.body : source;
+  const dec = new TextDecoder();
+  let buf = '';
+  let ev = null;
+  let data = [];
+  for await (const chunk of body) {
+    buf += dec.decode(chunk, { stream: true });
+    let i;
+    while ((i = buf.search(/\r\n|\r|\n/)) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(buf[i] === '\r' && buf[i + 1] === '\n' ? i + 2 : i + 1);
+      if (line === '') {
+        if (data.length || ev !== null) {
+          const d = data.join('\n');
+          yield { t: Date.now(), event: ev === null ? 'message' : ev, data: d, json: tryJson(d) };
+        }
+        ev = null;
+        data = [];
+        continue;
+      }
+      if (line.startsWith(':')) { yield { t: Date.now(), comment: line.slice(1).trim() }; continue; }
+      const c = line.indexOf(':');
+      const field = c < 0 ? line : line.slice(0, c);
+      let value = c < 0 ? '' : line.slice(c + 1);
+      if (value.startsWith(' ')) value = value.slice(1);
+      if (field === 'event') ev = value;
+      else if (field === 'data') data.push(value);
+    }
+  }
+  if (data.length) {
+    const d = data.join('\n');
+    yield { t: Date.now(), event: ev === null ? 'message' : ev, data: d, json: tryJson(d) };
+  }
+}
+
+// ---- process memory ----------------------------------------------------------------------------
+/** Fields of /proc/<pid>/status, numbers in kB for the Vm* lines (e.g. VmHWM, VmRSS); null if gone. */
+export function procStatus(pid) {
+  try {
+    const out = {};
+    for (const line of fs.readFileSync(`/proc/${pid}/status`, 'latin1').split('\n')) {
+      const i = line.indexOf(':');
+      if (i <= 0) continue;
+      const k = line.slice(0, i);
+      const v = line.slice(i + 1).trim();
+      const m = /^(\d+) kB$/.exec(v);
+      out[k] = m ? Number(m[1]) : v;
+    }
+    return out;
+  } catch { return null; }
+}
+
 // ---- shared request bodies and shape checks ----------------------------------------------------
 export const TEST_MESSAGE = { model: 'claude-sonnet-4-5', messages: [{ role: 'user', content: 'Hi' }] };
 export const NON_TEST_MESSAGE = { model: 'claude-sonnet-4-5', messages: [{ role: 'user', content: 'Write a poem about lighthouses.' }] };

@@ -1,0 +1,674 @@
+// Mock Google endpoints for the integration tests: the OAuth token endpoint and Claude on Vertex AI
+// (reference/wire-formats.md §2.5-§2.7, §3.1-§3.6, §7.1, §8), served over TLS under the real
+// hostnames. The gateway reaches it through UPSTREAM_CONNECT_TO + UPSTREAM_CA_BUNDLE.
+//
+//   const g = await vertexSetup();          // certs, one service account, the mock
+//   L = await startLighttpd({ env: { ...g.env, HEARTBEAT_S: 1 } });
+//   … body with mark('tools', 't1') in the last user message …
+//   const rec = g.mock.last(mark('tools', 't1'));   // what the gateway sent, what the mock answered
+//
+// Token endpoint (POST https://oauth2.googleapis.com/token): checks the form body and grant type,
+// parses the JWT, checks the header (alg RS256, typ JWT, kid if the account has one), VERIFIES the
+// RS256 signature with the public key of the service account named by `iss`, checks scope, aud,
+// exp - iat <= 3600 and iat within 5 min of now, and answers a fresh `ya29.` token. Every call is
+// counted (`tokenCalls`) and logged (`tokenLog`). `failToken()` scripts invalid_grant answers.
+//
+// Vertex endpoint (<region>-aiplatform / aiplatform / aiplatform.<us|eu>.rep .googleapis.com):
+// checks the path, that the location matches the host and the project the token's account, the
+// bearer token (issued here and not revoked, else 401 in Google's shape), the content type, and the
+// body the way Claude checks it (anthropic_version, no model, stream flag, max_tokens, roles,
+// non-empty content, thinking rules and signatures, tool_use/tool_result pairing, no OpenAI-only
+// keys). A failed check answers 400 in the Anthropic error shape naming the check and is recorded
+// in `violations`, so a test sees exactly what was wrong. Every request is recorded in `requests`.
+//
+// Replies come from scenarios chosen by a marker in the last user message text:
+// `<<mock:NAME[ TAG]>>` (use `mark(NAME, TAG)`; a unique TAG per test keeps records apart and
+// gives per-marker state: `ctx.seen` counts earlier requests with the same marker). Without a
+// marker the request takes the next name from `queue`, else `text`. Streaming scenarios are event
+// lists (§2.6); a rawPredict call gets the same events assembled into one Messages JSON (§2.5).
+import crypto from 'node:crypto';
+import https from 'node:https';
+import zlib from 'node:zlib';
+import { makeTls, GOOGLE_HOSTS } from './tls.mjs';
+
+export { GOOGLE_HOSTS };
+export const DEFAULT_VERSION = 'vertex-2023-10-16';
+export const SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
+export const TOKEN_URI = 'https://oauth2.googleapis.com/token';
+export const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
+const MAX_SKEW_S = 300;
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const rand = (n) => crypto.randomBytes(n).toString('hex');
+const isObj = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+const b64u = (buf) => Buffer.from(buf).toString('base64url');
+
+/** The marker that selects scenario `name` (TAG keeps one test's requests apart). */
+export const mark = (name, tag = '') => `<<mock:${name}${tag ? ' ' + tag : ''}>>`;
+const MARK_RE = /<<mock:([a-z0-9_]+)(?: ([^<>]*))?>>/;
+
+// ---- service accounts ------------------------------------------------------------------------
+/**
+ * A throwaway service account: an RSA-2048 key pair made now. `credentials(region)` is the seed's
+ * GCP_CREDENTIALS entry (projectId:clientEmail:region:PEM with literal \n); `json` is the
+ * service-account key file (§3.3).
+ */
+export function serviceAccount({ project = 'oai-it-project', region = 'us-east5', name, keyId } = {}) {
+  const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const pem = privateKey.export({ type: 'pkcs8', format: 'pem' });
+  const email = `${name || 'oai-it-' + rand(4)}@${project}.iam.gserviceaccount.com`;
+  const kid = keyId === undefined ? rand(20) : keyId;
+  return {
+    project, email, region, keyId: kid, pem, publicKey,
+    credentials: (r = region) => `${project}:${email}:${r}:${pem.replace(/\n/g, '\\n')}`,
+    json: {
+      type: 'service_account', project_id: project, private_key_id: kid, private_key: pem,
+      client_email: email, client_id: String(100000000000000000000n + BigInt(Math.floor(Math.random() * 1e9))),
+      auth_uri: 'https://accounts.google.com/o/oauth2/auth', token_uri: TOKEN_URI,
+      auth_provider_x509_cert_url: 'https://www.googleapis.com/oauth2/v1/certs',
+      client_x509_cert_url: `https://www.googleapis.com/robot/v1/metadata/x509/${encodeURIComponent(email)}`,
+      universe_domain: 'googleapis.com',
+    },
+  };
+}
+
+// ---- response shapes -------------------------------------------------------------------------
+export const googleError = (code, status, message) => ({ error: { code, message, status } });
+export const anthropicError = (type, message) => ({ type: 'error', error: { type, message }, request_id: `req_vrtx_${rand(8)}` });
+
+/** Anthropic's model name for a Vertex id: `claude-sonnet-4-5@20250929` → `claude-sonnet-4-5-20250929`. */
+export const anthropicName = (vertexId) => vertexId.replace('@', '-');
+
+/** The 2 MB scenario's text, delta by delta (2048 × 1024 bytes, no newlines). */
+export const BIG_DELTAS = 2048;
+export const BIG_DELTA_LEN = 1024;
+const BIG_FILL = 'abcdefghijklmnopqrstuvwxyz0123456789 '.repeat(30);
+export const bigDelta = (i) => {
+  const head = `[${String(i).padStart(5, '0')}]`;
+  return head + BIG_FILL.slice(0, BIG_DELTA_LEN - head.length);
+};
+export const bigText = () => Array.from({ length: BIG_DELTAS }, (_, i) => bigDelta(i)).join('');
+
+// ---- event builders (§2.6) -------------------------------------------------------------------
+const usage0 = (u = {}) => ({ input_tokens: 12, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 1, ...u });
+const evStart = (ctx, u) => ({ type: 'message_start', message: { id: ctx.msgId, type: 'message', role: 'assistant', model: ctx.anthropicModel, content: [], stop_reason: null, stop_sequence: null, usage: usage0(u) } });
+const cbStart = (index, block) => ({ type: 'content_block_start', index, content_block: block });
+const cbDelta = (index, delta) => ({ type: 'content_block_delta', index, delta });
+const cbStop = (index) => ({ type: 'content_block_stop', index });
+const PING = { type: 'ping' };
+const textBlock = (i, parts) => [cbStart(i, { type: 'text', text: '' }), ...parts.map((t) => cbDelta(i, { type: 'text_delta', text: t })), cbStop(i)];
+const toolBlock = (i, id, name, parts) => [cbStart(i, { type: 'tool_use', id, name, input: {} }), ...parts.map((p) => cbDelta(i, { type: 'input_json_delta', partial_json: p })), cbStop(i)];
+const thinkingBlock = (i, parts, signature) => [cbStart(i, { type: 'thinking', thinking: '' }), ...parts.map((t) => cbDelta(i, { type: 'thinking_delta', thinking: t })), cbDelta(i, { type: 'signature_delta', signature }), cbStop(i)];
+const evEnd = (stop_reason, outTokens, stop_sequence = null) => [{ type: 'message_delta', delta: { stop_reason, stop_sequence }, usage: { output_tokens: outTokens } }, { type: 'message_stop' }];
+/** Insert {delay: ms} between the items of `events` (after the first `skip`). */
+const spaced = (events, ms, skip = 1) => events.flatMap((e, i) => (i < skip ? [e] : [{ delay: ms }, e]));
+
+/** Fold an event list into the Messages JSON the same reply would be without streaming (§2.5). */
+export function assemble(events) {
+  let msg = null;
+  const partial = new Map();
+  for (const e of events) {
+    if (!e || !e.type) continue;
+    if (e.type === 'message_start') msg = structuredClone(e.message);
+    else if (!msg) continue;
+    else if (e.type === 'content_block_start') { msg.content[e.index] = structuredClone(e.content_block); partial.set(e.index, ''); }
+    else if (e.type === 'content_block_delta') {
+      const b = msg.content[e.index];
+      const d = e.delta;
+      if (d.type === 'text_delta') b.text += d.text;
+      else if (d.type === 'thinking_delta') b.thinking += d.thinking;
+      else if (d.type === 'signature_delta') b.signature = d.signature;
+      else if (d.type === 'input_json_delta') partial.set(e.index, partial.get(e.index) + d.partial_json);
+    } else if (e.type === 'content_block_stop') {
+      const b = msg.content[e.index];
+      if (b.type === 'tool_use') b.input = partial.get(e.index) ? JSON.parse(partial.get(e.index)) : {};
+    } else if (e.type === 'message_delta') {
+      Object.assign(msg, e.delta);
+      msg.usage = { ...msg.usage, ...(e.usage || {}) };
+    }
+  }
+  if (msg) msg.content = msg.content.filter(Boolean);
+  return msg;
+}
+
+// ---- scenarios -------------------------------------------------------------------------------
+// Each returns {events, gzip?, end?} (end: 'stop' (default, clean end), 'destroy' (connection
+// reset mid-body)), {gen} (an async generator of events, for endless streams), or
+// {status, json, headers} (an error / fixed answer).
+const RATE_MSG = 'Quota exceeded for aiplatform.googleapis.com/online_prediction_requests_per_base_model with base model: anthropic-claude-sonnet-4-5. Please submit a quota increase request. https://cloud.google.com/vertex-ai/docs/generative-ai/quotas-genai.';
+export const SCENARIOS = {
+  text: (c) => ({ events: [evStart(c), ...textBlock(0, ['Hello', ' from the', ' Vertex mock.']), ...evEnd('end_turn', 7)] }),
+  // a distinct reply per upstream request (n fan-out)
+  choice: (c) => ({ events: [evStart(c), ...textBlock(0, ['Reply ', `#${c.seq}`]), ...evEnd('end_turn', 3 + (c.seq % 5))] }),
+  tools: (c) => ({
+    events: [evStart(c, { input_tokens: 420 }),
+      ...textBlock(0, ['Checking ', 'both.']),
+      ...toolBlock(1, `toolu_vrtx_${c.seq}A${rand(4)}`, 'get_weather', ['', '{"city":', ' "Paris"}']),
+      PING,
+      ...toolBlock(2, `toolu_vrtx_${c.seq}B${rand(4)}`, 'get_time', ['{"tz":"Eur', 'ope/Paris"', '}']),
+      ...evEnd('tool_use', 47)],
+  }),
+  thinking: (c) => {
+    const parts = ['Let me think', ' about 2 + 2.', ' It is 4.'];
+    return { events: [evStart(c), ...thinkingBlock(0, parts, c.sign(parts.join(''))), ...textBlock(1, ['The answer', ' is 4.']), ...evEnd('end_turn', 30)] };
+  },
+  cached: (c) => ({ events: [evStart(c, { input_tokens: 10, cache_creation_input_tokens: 20, cache_read_input_tokens: 100 }), ...textBlock(0, ['Cached ', 'hello.']), ...evEnd('end_turn', 5)] }),
+  stop_sequence: (c) => {
+    const seq = (c.body && Array.isArray(c.body.stop_sequences) && c.body.stop_sequences[0]) || 'END';
+    return { events: [evStart(c), ...textBlock(0, ['Counting: 1,', ' 2, 3']), ...evEnd('stop_sequence', 9, seq)] };
+  },
+  refusal: (c) => ({ events: [evStart(c), ...textBlock(0, ['I cannot ', 'help with that.']), ...evEnd('refusal', 8)] }),
+  max_tokens: (c) => ({ events: [evStart(c), ...textBlock(0, ['Cut off mid']), ...evEnd('max_tokens', 3)] }),
+  slow: (c) => ({ events: spaced([evStart(c), ...textBlock(0, ['one ', 'two ', 'three ', 'four ', 'five']), ...evEnd('end_turn', 5)], 300) }),
+  // 2.5 s of silence after the first text delta (heartbeats)
+  silent: (c) => ({ events: [evStart(c), cbStart(0, { type: 'text', text: '' }), cbDelta(0, { type: 'text_delta', text: 'Before' }), { delay: 2500 }, cbDelta(0, { type: 'text_delta', text: ' and after.' }), cbStop(0), ...evEnd('end_turn', 4)] }),
+  big: (c) => ({ events: [evStart(c), ...textBlock(0, Array.from({ length: BIG_DELTAS }, (_, i) => bigDelta(i))), ...evEnd('end_turn', 500000)] }),
+  small: (c) => ({ events: [evStart(c), ...textBlock(0, Array.from({ length: 2 }, (_, i) => bigDelta(i))), ...evEnd('end_turn', 500)] }),
+  gzip: (c) => ({ gzip: true, events: spaced([evStart(c), ...textBlock(0, ['Gzip', 'ped ', 'hello.']), ...evEnd('end_turn', 4)], 50) }),
+  // never ends: a text delta every 100 ms until the gateway closes the connection
+  endless: (c) => ({
+    gen: async function* () {
+      yield evStart(c);
+      yield cbStart(0, { type: 'text', text: '' });
+      for (let i = 0; i < 1200 && !c.closed(); i++) {
+        yield cbDelta(0, { type: 'text_delta', text: `tick ${i} ` });
+        await sleep(100);
+      }
+    },
+  }),
+  // the first "\n" arrives inside a delta; then the stream goes on for ~2 s (is it aborted?)
+  ws_stop: (c) => ({ events: [evStart(c), ...spaced(textBlock(0, ['line one', '\nline', ' two\n', 'line three', ...Array(40).fill(' more')]), 50), ...evEnd('end_turn', 60)] }),
+  midstream_error: (c) => ({ events: [evStart(c), cbStart(0, { type: 'text', text: '' }), cbDelta(0, { type: 'text_delta', text: 'Partial' }), { delay: 50 }, { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } }] }),
+  truncated: (c) => ({ events: [evStart(c), cbStart(0, { type: 'text', text: '' }), cbDelta(0, { type: 'text_delta', text: 'Partial' }), { delay: 50 }, cbDelta(0, { type: 'text_delta', text: ' answer' })] }),
+  truncated_reset: (c) => ({ end: 'destroy', events: [evStart(c), cbStart(0, { type: 'text', text: '' }), cbDelta(0, { type: 'text_delta', text: 'Partial' }), { delay: 50 }] }),
+  rate429: () => ({ status: 429, json: [googleError(429, 'RESOURCE_EXHAUSTED', RATE_MSG)] }),
+  rate429ra: () => ({ status: 429, headers: { 'retry-after': '2' }, json: [googleError(429, 'RESOURCE_EXHAUSTED', RATE_MSG)] }),
+  // 429 on the first request with this marker, then a normal answer
+  rate429once: (c) => (c.seen === 0 ? SCENARIOS.rate429(c) : SCENARIOS.text(c)),
+  bad400: () => ({ status: 400, json: anthropicError('invalid_request_error', 'prompt is too long: 300000 tokens > 200000 maximum') }),
+  overloaded529: () => ({ status: 529, json: anthropicError('overloaded_error', 'Overloaded') }),
+  notfound404: (c) => ({ status: 404, json: googleError(404, 'NOT_FOUND', `Publisher Model \`projects/${c.project}/locations/${c.location}/publishers/anthropic/models/${c.model}\` not found.`) }),
+  // the token this request carries is revoked and the request gets 401; later requests with the
+  // same marker get a normal answer (the gateway must refresh once and retry once)
+  auth401: (c) => {
+    if (c.seen > 0) return SCENARIOS.text(c);
+    c.revokeToken();
+    return { status: 401, json: googleError(401, 'UNAUTHENTICATED', 'Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.') };
+  },
+};
+
+// ---- request checks (what Claude on Vertex refuses) ------------------------------------------
+const FORBIDDEN_KEYS = ['model', 'stream_options', 'n', 'logprobs', 'top_logprobs', 'anthropic_beta', 'frequency_penalty',
+  'presence_penalty', 'seed', 'response_format', 'user', 'max_completion_tokens', 'reasoning_effort', 'functions',
+  'function_call', 'parallel_tool_calls', 'stop', 'logit_bias', 'modalities', 'prediction', 'store', 'service_tier_openai'];
+const ALLOWED_KEYS = new Set(['anthropic_version', 'messages', 'max_tokens', 'system', 'temperature', 'top_p', 'top_k',
+  'stop_sequences', 'metadata', 'tools', 'tool_choice', 'thinking', 'stream', 'service_tier', 'container', 'mcp_servers',
+  'context_management']);
+const NO_TEMP_AND_TOP_P = /^claude-(sonnet-4-5|haiku-4-5|opus-4-1|opus-4-5)/;
+const BLOCK_TYPES = new Set(['text', 'image', 'document', 'tool_use', 'tool_result', 'thinking', 'redacted_thinking', 'search_result']);
+
+function blockText(content) {
+  if (typeof content === 'string') return content;
+  if (!Array.isArray(content)) return '';
+  return content.map((b) => {
+    if (!isObj(b)) return '';
+    if (b.type === 'text') return b.text || '';
+    if (b.type === 'tool_result') return blockText(b.content);
+    return '';
+  }).join('\n');
+}
+
+/** Returns [check, detail] for the first thing Claude would refuse, or null. */
+function checkBody(b, { stream, version, model, verifySig }) {
+  if (!isObj(b)) return ['body-json', 'the body is not a JSON object'];
+  if (b.anthropic_version !== version) return ['anthropic_version', `expected ${JSON.stringify(version)}, got ${JSON.stringify(b.anthropic_version)}`];
+  if ('model' in b) return ['no-model', 'the body has "model" (Vertex takes the model from the URL)'];
+  if (stream) {
+    if (b.stream !== true) return ['stream-flag', `streamRawPredict needs "stream": true, got ${JSON.stringify(b.stream)}`];
+  } else if ('stream' in b && b.stream !== false) return ['stream-flag', `rawPredict with "stream": ${JSON.stringify(b.stream)}`];
+  for (const k of FORBIDDEN_KEYS) if (k in b) return ['forbidden-key', `"${k}" is not a Messages API field`];
+  for (const k of Object.keys(b)) if (!ALLOWED_KEYS.has(k)) return ['unknown-key', `${k}: Extra inputs are not permitted`];
+  if (!Number.isInteger(b.max_tokens) || b.max_tokens < 1) return ['max_tokens', `max_tokens must be an integer >= 1, got ${JSON.stringify(b.max_tokens)}`];
+  if ('system' in b) {
+    if (typeof b.system === 'string') {
+      if (b.system === '') return ['system', 'system is "" (omit it)'];
+    } else if (Array.isArray(b.system)) {
+      if (!b.system.length) return ['system', 'system is an empty array (omit it)'];
+      for (const [i, blk] of b.system.entries()) {
+        if (!isObj(blk) || blk.type !== 'text' || typeof blk.text !== 'string') return ['system', `system.${i} is not a text block`];
+        if (blk.text === '') return ['empty-text', `system.${i}: text content blocks must be non-empty`];
+      }
+    } else return ['system', 'system must be a string or an array of text blocks'];
+  }
+  const msgs = b.messages;
+  if (!Array.isArray(msgs) || !msgs.length) return ['messages', 'messages must be a non-empty array'];
+  for (const [i, m] of msgs.entries()) {
+    if (!isObj(m)) return ['messages', `messages.${i} is not an object`];
+    const extra = Object.keys(m).filter((k) => k !== 'role' && k !== 'content');
+    if (extra.length) return ['messages', `messages.${i}.${extra[0]}: Extra inputs are not permitted`];
+    if (m.role !== 'user' && m.role !== 'assistant') return ['roles', `messages.${i}.role must be user or assistant, got ${JSON.stringify(m.role)}`];
+    if (i === 0 && m.role !== 'user') return ['roles', 'the first message must use the user role'];
+    if (i > 0 && m.role === msgs[i - 1].role) return ['roles', `messages.${i - 1} and messages.${i} are both ${m.role}: roles must alternate`];
+    const last = i === msgs.length - 1;
+    if (typeof m.content === 'string') {
+      if (m.content === '' && !(last && m.role === 'assistant')) return ['empty-content', `messages.${i}: all messages must have non-empty content except for the optional final assistant message`];
+      if (last && m.role === 'assistant' && /\s$/.test(m.content)) return ['trailing-whitespace', 'final assistant content cannot end with trailing whitespace'];
+    } else if (Array.isArray(m.content)) {
+      if (!m.content.length && !(last && m.role === 'assistant')) return ['empty-content', `messages.${i}: content is an empty array`];
+      let sawOther = false;
+      for (const [j, blk] of m.content.entries()) {
+        if (!isObj(blk) || !BLOCK_TYPES.has(blk.type)) return ['content', `messages.${i}.content.${j}: unknown block ${JSON.stringify(blk && blk.type)}`];
+        if (blk.type === 'text' && (typeof blk.text !== 'string' || blk.text === '')) return ['empty-text', `messages.${i}.content.${j}: text content blocks must be non-empty`];
+        if (blk.type === 'thinking' || blk.type === 'redacted_thinking') {
+          if (m.role !== 'assistant') return ['thinking', `messages.${i}.content.${j}: thinking blocks belong to assistant turns`];
+          if (sawOther) return ['thinking-order', `messages.${i}.content.${j}: thinking blocks must come first in the assistant message`];
+          if (blk.type === 'thinking' && !verifySig(blk.thinking, blk.signature)) return ['thinking-signature', `messages.${i}.content.${j}: Invalid \`signature\` in \`thinking\` block`];
+        } else sawOther = true;
+        if (blk.type === 'tool_use' && (m.role !== 'assistant' || typeof blk.id !== 'string' || typeof blk.name !== 'string' || !isObj(blk.input))) return ['tool_use', `messages.${i}.content.${j}: bad tool_use block`];
+        if (blk.type === 'tool_result' && (m.role !== 'user' || typeof blk.tool_use_id !== 'string')) return ['tool_result', `messages.${i}.content.${j}: bad tool_result block`];
+      }
+    } else return ['content', `messages.${i}.content must be a string or an array`];
+  }
+  // tool_use ids answered by tool_result blocks in the very next (user) message, results first
+  for (const [i, m] of msgs.entries()) {
+    const uses = Array.isArray(m.content) ? m.content.filter((x) => x.type === 'tool_use').map((x) => x.id) : [];
+    const next = msgs[i + 1];
+    const results = next && Array.isArray(next.content) ? next.content.filter((x) => x.type === 'tool_result').map((x) => x.tool_use_id) : [];
+    if (m.role === 'assistant' && uses.length && next) {
+      for (const id of uses) if (!results.includes(id)) return ['tool-pairing', `messages.${i + 1}: tool_use ids were found without tool_result blocks immediately after: ${id}`];
+      const firstOther = next.content.findIndex((x) => x.type !== 'tool_result');
+      if (firstOther >= 0 && next.content.slice(firstOther).some((x) => x.type === 'tool_result')) return ['tool-pairing', `messages.${i + 1}: tool_result blocks must come first`];
+    }
+    if (m.role === 'user' && Array.isArray(m.content)) {
+      const prev = msgs[i - 1];
+      const prevUses = prev && Array.isArray(prev.content) ? prev.content.filter((x) => x.type === 'tool_use').map((x) => x.id) : [];
+      for (const x of m.content) if (x.type === 'tool_result' && !prevUses.includes(x.tool_use_id)) return ['tool-pairing', `messages.${i}: unexpected tool_use_id ${x.tool_use_id} in tool_result blocks`];
+    }
+  }
+  if ('temperature' in b && (typeof b.temperature !== 'number' || b.temperature < 0 || b.temperature > 1)) return ['temperature', `temperature must be a number in 0..1, got ${JSON.stringify(b.temperature)}`];
+  if ('top_p' in b && (typeof b.top_p !== 'number' || b.top_p < 0 || b.top_p > 1)) return ['top_p', `top_p must be in 0..1, got ${JSON.stringify(b.top_p)}`];
+  if ('top_k' in b && (!Number.isInteger(b.top_k) || b.top_k < 1)) return ['top_k', `top_k must be an integer >= 1 (0 means off and must be dropped), got ${JSON.stringify(b.top_k)}`];
+  if (NO_TEMP_AND_TOP_P.test(model) && 'temperature' in b && 'top_p' in b) return ['temperature-top_p', '`temperature` and `top_p` cannot both be specified for this model. Please use only one.'];
+  if ('stop_sequences' in b) {
+    if (!Array.isArray(b.stop_sequences) || b.stop_sequences.some((s) => typeof s !== 'string')) return ['stop_sequences', 'stop_sequences must be an array of strings'];
+    if (b.stop_sequences.some((s) => !/\S/.test(s))) return ['stop_sequences', 'stop_sequences: each stop sequence must contain non-whitespace'];
+  }
+  if ('metadata' in b && (!isObj(b.metadata) || Object.keys(b.metadata).some((k) => k !== 'user_id'))) return ['metadata', 'metadata may only hold user_id'];
+  if ('tools' in b) {
+    if (!Array.isArray(b.tools)) return ['tools', 'tools must be an array'];
+    for (const [i, t] of b.tools.entries()) {
+      if (!isObj(t) || typeof t.name !== 'string' || !/^[a-zA-Z0-9_-]{1,128}$/.test(t.name)) return ['tools', `tools.${i}.name is missing or invalid`];
+      if (!t.type && (!isObj(t.input_schema) || t.input_schema.type !== 'object')) return ['tools', `tools.${i}.input_schema must be an object schema`];
+    }
+  }
+  if ('tool_choice' in b) {
+    const tc = b.tool_choice;
+    if (!isObj(tc) || !['auto', 'any', 'tool', 'none'].includes(tc.type)) return ['tool_choice', `bad tool_choice ${JSON.stringify(tc)}`];
+    if (tc.type === 'tool' && typeof tc.name !== 'string') return ['tool_choice', 'tool_choice.name is required for type tool'];
+  }
+  if ('thinking' in b) {
+    const th = b.thinking;
+    if (!isObj(th) || !['enabled', 'disabled'].includes(th.type)) return ['thinking', `bad thinking ${JSON.stringify(th)}`];
+    if (th.type === 'enabled') {
+      if (!Number.isInteger(th.budget_tokens) || th.budget_tokens < 1024) return ['thinking', `thinking.budget_tokens must be an integer >= 1024, got ${JSON.stringify(th.budget_tokens)}`];
+      if (th.budget_tokens >= b.max_tokens) return ['thinking', `\`max_tokens\` must be greater than \`thinking.budget_tokens\` (${b.max_tokens} <= ${th.budget_tokens})`];
+      if ('temperature' in b && b.temperature !== 1) return ['thinking', '`temperature` may only be set to 1 when thinking is enabled'];
+      if ('top_k' in b) return ['thinking', '`top_k` must be unset when thinking is enabled'];
+      if ('top_p' in b && b.top_p < 0.95) return ['thinking', '`top_p` must be >= 0.95 or unset when thinking is enabled'];
+      if (isObj(b.tool_choice) && (b.tool_choice.type === 'any' || b.tool_choice.type === 'tool')) return ['thinking', 'Thinking may not be enabled when tool_choice forces tool use.'];
+    }
+  }
+  return null;
+}
+
+// ---- the mock --------------------------------------------------------------------------------
+const VERTEX_PATH = /^\/v1\/projects\/([^/]+)\/locations\/([^/]+)\/publishers\/anthropic\/models\/([^/:]+):(rawPredict|streamRawPredict)$/;
+
+/** The Vertex location a host serves, or null if the host is not a Vertex host. */
+export function hostLocation(host) {
+  if (host === 'aiplatform.googleapis.com') return 'global';
+  let m = /^aiplatform\.(us|eu)\.rep\.googleapis\.com$/.exec(host);
+  if (m) return m[1];
+  m = /^([a-z]+-[a-z]+[0-9]+)-aiplatform\.googleapis\.com$/.exec(host);
+  return m ? m[1] : null;
+}
+
+/** The Vertex host for a location (§3.1). */
+export function locationHost(loc) {
+  if (loc === 'global') return 'aiplatform.googleapis.com';
+  if (loc === 'us' || loc === 'eu') return `aiplatform.${loc}.rep.googleapis.com`;
+  return `${loc}-aiplatform.googleapis.com`;
+}
+
+function readBody(req) {
+  return new Promise((resolve) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', () => resolve(Buffer.concat(chunks)));
+  });
+}
+
+function sendJson(res, status, body, headers = {}, gzip = false) {
+  let buf = Buffer.from(JSON.stringify(body));
+  const h = { 'content-type': 'application/json; charset=UTF-8', ...headers };
+  if (gzip) {
+    buf = zlib.gzipSync(buf);
+    h['content-encoding'] = 'gzip';
+  }
+  h['content-length'] = String(buf.length);
+  res.writeHead(status, h);
+  res.end(buf);
+}
+
+export class MockGoogle {
+  constructor(tls, accounts = []) {
+    this.tls = tls;
+    this.caFile = tls.caFile;
+    this.accounts = new Map();
+    for (const a of accounts) this.addAccount(a);
+    this.anthropicVersion = DEFAULT_VERSION; // what the body's anthropic_version must be
+    this.tokenExpiresIn = 3599;
+    this.tokens = new Map(); // token -> {email, issuedAt, revoked}
+    this.sigKey = crypto.randomBytes(32);
+    this.sockets = new Set();
+    this.waiters = new Set();
+    this.seq = 0;
+    this.reset();
+  }
+
+  /** Forget records and counters (issued tokens stay valid: the gateway may hold one). */
+  reset() {
+    this.tokenCalls = 0;
+    this.tokenLog = [];
+    this.requests = [];
+    this.violations = [];
+    this.queue = [];
+    this.tokenFailures = [];
+    this.markerSeen = new Map();
+  }
+
+  addAccount(a) { this.accounts.set(a.email, a); }
+
+  /** The next `times` token requests (that pass every check) get invalid_grant. */
+  failToken(times = 1, description = 'Invalid JWT Signature.') {
+    for (let i = 0; i < times; i++) this.tokenFailures.push(description);
+  }
+
+  revokeAll() { for (const t of this.tokens.values()) t.revoked = true; }
+
+  sign(text) { return 'EqMock' + crypto.createHmac('sha256', this.sigKey).update(String(text)).digest('base64'); }
+  verifySig(text, sig) { return typeof sig === 'string' && typeof text === 'string' && sig === this.sign(text); }
+
+  /** Records whose scenario marker (the full `<<mock:…>>` text) is `marker`. */
+  find(marker) { return this.requests.filter((r) => r.marker === marker); }
+  last(marker) { const a = this.find(marker); return a[a.length - 1]; }
+  /** Distinct bearer tokens seen on Vertex requests (optionally only those with `marker`). */
+  tokensSeen(marker) { return [...new Set((marker ? this.find(marker) : this.requests).map((r) => r.token).filter(Boolean))]; }
+
+  /** Resolves with pred()'s value once it is truthy, or null after `ms`. */
+  async waitFor(pred, ms = 5000) {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const v = pred();
+      if (v) return v;
+      if (Date.now() > deadline) return null;
+      await sleep(20);
+    }
+  }
+
+  get connectTo() {
+    return GOOGLE_HOSTS.filter((h) => !h.includes('*')).map((h) => `${h}:443:127.0.0.1:${this.port}`).join(',');
+  }
+
+  listen() {
+    this.server = https.createServer({ key: this.tls.key, cert: this.tls.cert }, (req, res) => {
+      this.handle(req, res).catch((e) => {
+        this.violations.push({ check: 'mock-internal', detail: e && e.stack || String(e) });
+        try { if (!res.headersSent) sendJson(res, 500, anthropicError('api_error', `mock failure: ${e && e.message}`)); else res.destroy(); } catch { /* gone */ }
+      });
+    });
+    this.server.requestTimeout = 0;
+    this.server.keepAliveTimeout = 30000;
+    this.server.on('connection', (s) => { this.sockets.add(s); s.on('close', () => this.sockets.delete(s)); });
+    this.server.on('tlsClientError', () => {});
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(0, '127.0.0.1', () => {
+        this.port = this.server.address().port;
+        resolve(this);
+      });
+    });
+  }
+
+  close() {
+    for (const s of this.sockets) s.destroy();
+    return new Promise((r) => (this.server ? this.server.close(() => r()) : r()));
+  }
+
+  async handle(req, res) {
+    const host = String(req.headers.host || '').replace(/:443$/, '').toLowerCase();
+    const body = await readBody(req);
+    if (host === 'oauth2.googleapis.com') return this.token(req, res, body);
+    if (hostLocation(host)) return this.vertex(req, res, host, body);
+    this.violations.push({ check: 'host', detail: `request for unknown host ${JSON.stringify(host)} ${req.method} ${req.url}` });
+    return sendJson(res, 404, googleError(404, 'NOT_FOUND', `mock: unknown host ${host}`));
+  }
+
+  // ---- POST /token (§3.4, §3.5) ----
+  token(req, res, body) {
+    this.tokenCalls++;
+    const rec = { at: Date.now(), method: req.method, path: req.url, headers: { ...req.headers }, body: body.toString('utf8'), status: 0, error: null };
+    this.tokenLog.push(rec);
+    const bad = (check, desc, status = 400, error = 'invalid_grant') => {
+      rec.status = status;
+      rec.error = `${check}: ${desc}`;
+      this.violations.push({ check: `token-${check}`, detail: desc });
+      return sendJson(res, status, { error, error_description: `mock check "${check}" failed: ${desc}` });
+    };
+    if (req.method !== 'POST' || req.url !== '/token') return bad('path', `${req.method} ${req.url} (want POST /token)`, 404, 'not_found');
+    const ct = String(req.headers['content-type'] || '');
+    if (!/^application\/x-www-form-urlencoded\b/i.test(ct)) return bad('content-type', `Content-Type ${JSON.stringify(ct)}`, 400, 'invalid_request');
+    const form = new URLSearchParams(rec.body);
+    if (form.get('grant_type') !== JWT_BEARER) return bad('grant_type', `grant_type ${JSON.stringify(form.get('grant_type'))}`, 400, 'unsupported_grant_type');
+    const jwt = form.get('assertion') || '';
+    const parts = jwt.split('.');
+    if (parts.length !== 3 || parts.some((p) => !/^[A-Za-z0-9_-]+$/.test(p))) return bad('jwt-format', 'assertion is not three unpadded base64url parts');
+    let header;
+    let claims;
+    try {
+      header = JSON.parse(Buffer.from(parts[0], 'base64url').toString('utf8'));
+      claims = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8'));
+    } catch { return bad('jwt-json', 'header or claims are not JSON'); }
+    rec.header = header;
+    rec.claims = claims;
+    if (header.alg !== 'RS256') return bad('jwt-alg', `alg ${JSON.stringify(header.alg)}`);
+    if (header.typ !== 'JWT') return bad('jwt-typ', `typ ${JSON.stringify(header.typ)}`);
+    const acct = this.accounts.get(claims.iss);
+    if (!acct) return bad('jwt-iss', `iss ${JSON.stringify(claims.iss)} is no known service account`);
+    rec.email = acct.email;
+    if ('kid' in header && acct.keyId && header.kid !== acct.keyId) return bad('jwt-kid', `kid ${JSON.stringify(header.kid)} is not the key's id`);
+    const sig = Buffer.from(parts[2], 'base64url');
+    if (!crypto.verify('RSA-SHA256', Buffer.from(`${parts[0]}.${parts[1]}`), acct.publicKey, sig)) return bad('jwt-signature', 'Invalid JWT Signature.');
+    if (claims.scope !== SCOPE) return bad('jwt-scope', `scope ${JSON.stringify(claims.scope)}`);
+    if (claims.aud !== TOKEN_URI) return bad('jwt-aud', `aud ${JSON.stringify(claims.aud)}`);
+    const now = Math.floor(Date.now() / 1000);
+    if (!Number.isInteger(claims.iat) || !Number.isInteger(claims.exp)) return bad('jwt-times', 'iat/exp are not integers');
+    if (claims.exp - claims.iat > 3600 || claims.exp <= claims.iat) return bad('jwt-times', `exp - iat = ${claims.exp - claims.iat} (must be 1..3600)`);
+    if (Math.abs(claims.iat - now) > MAX_SKEW_S) return bad('jwt-times', `iat ${claims.iat} is ${claims.iat - now} s from now`);
+    if (this.tokenFailures.length) {
+      const desc = this.tokenFailures.shift();
+      rec.status = 400;
+      rec.error = `scripted: ${desc}`;
+      return sendJson(res, 400, { error: 'invalid_grant', error_description: desc });
+    }
+    const token = `ya29.c.${b64u(crypto.randomBytes(48))}`;
+    this.tokens.set(token, { email: acct.email, issuedAt: Date.now(), revoked: false });
+    rec.status = 200;
+    rec.token = token;
+    return sendJson(res, 200, { access_token: token, expires_in: this.tokenExpiresIn, token_type: 'Bearer' });
+  }
+
+  // ---- Vertex rawPredict / streamRawPredict ----
+  async vertex(req, res, host, raw) {
+    const seq = ++this.seq;
+    const rec = {
+      seq, at: Date.now(), method: req.method, host, path: req.url, headers: { ...req.headers }, bodyText: raw.toString('utf8'),
+      body: null, project: null, location: null, model: null, verb: null, stream: false, token: null,
+      scenario: null, marker: null, status: 0, sent: [], reply: null, violations: [],
+      closedEarly: false, closedAt: null, endedAt: null,
+    };
+    this.requests.push(rec);
+    let closed = false;
+    res.on('close', () => {
+      closed = true;
+      rec.closedAt = Date.now();
+      rec.closedEarly = !res.writableFinished;
+    });
+    const violation = (check, detail) => {
+      const v = { seq, check, detail, path: req.url };
+      rec.violations.push(v);
+      this.violations.push(v);
+      rec.status = 400;
+      return sendJson(res, 400, anthropicError('invalid_request_error', `mock check "${check}" failed: ${detail}`));
+    };
+    if (req.method !== 'POST') return violation('method', `${req.method} (want POST)`);
+    const pm = VERTEX_PATH.exec(req.url);
+    if (!pm) {
+      const v = { seq, check: 'path', detail: `${req.url} is not /v1/projects/{p}/locations/{l}/publishers/anthropic/models/{m}:rawPredict|streamRawPredict`, path: req.url };
+      rec.violations.push(v);
+      this.violations.push(v);
+      rec.status = 404;
+      return sendJson(res, 404, googleError(404, 'NOT_FOUND', v.detail));
+    }
+    [, rec.project, rec.location, rec.model, rec.verb] = pm;
+    rec.stream = rec.verb === 'streamRawPredict';
+    if (/%40|%3a/i.test(req.url)) return violation('path-literal', `"@" and ":" must be sent literally: ${req.url}`);
+    if (hostLocation(host) !== rec.location) return violation('location-host', `location ${rec.location} sent to ${host} (serves ${hostLocation(host)})`);
+    const auth = String(req.headers.authorization || '');
+    const am = /^Bearer (\S+)$/.exec(auth);
+    const unauth = () => {
+      rec.status = 401;
+      return sendJson(res, 401, googleError(401, 'UNAUTHENTICATED', 'Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.'));
+    };
+    if (!am) {
+      this.violations.push({ seq, check: 'auth', detail: `Authorization ${auth ? 'is not "Bearer <token>"' : 'is missing'}` });
+      return unauth();
+    }
+    rec.token = am[1];
+    const tok = this.tokens.get(rec.token);
+    if (!tok) {
+      this.violations.push({ seq, check: 'auth', detail: 'bearer token was never issued by the token endpoint' });
+      return unauth();
+    }
+    if (tok.revoked) { rec.revokedToken = true; return unauth(); }
+    const acct = this.accounts.get(tok.email);
+    if (acct && acct.project !== rec.project) return violation('project', `project ${rec.project} with a token of ${acct.project}'s account`);
+    if ('x-api-key' in req.headers) return violation('client-credential', 'x-api-key header forwarded upstream');
+    if ('anthropic-version' in req.headers) return violation('anthropic-version-header', 'anthropic-version header sent to Vertex (it goes in the body)');
+    if (!/^application\/json\b/i.test(String(req.headers['content-type'] || ''))) return violation('content-type', `Content-Type ${JSON.stringify(req.headers['content-type'])}`);
+    try { rec.body = JSON.parse(rec.bodyText); } catch { return violation('body-json', 'the body is not JSON'); }
+    const bad = checkBody(rec.body, { stream: rec.stream, version: this.anthropicVersion, model: rec.model, verifySig: (t, s) => this.verifySig(t, s) });
+    // scenario (chosen before the checks fail so that records carry the marker)
+    const msgs = isObj(rec.body) && Array.isArray(rec.body.messages) ? rec.body.messages : [];
+    const lastUser = [...msgs].reverse().find((m) => isObj(m) && m.role === 'user');
+    const mm = MARK_RE.exec(lastUser ? blockText(lastUser.content) : '') || MARK_RE.exec(rec.bodyText.replace(/\\n/g, '\n'));
+    if (mm) {
+      rec.marker = mm[0];
+      rec.scenario = mm[1];
+    } else rec.scenario = this.queue.length ? this.queue.shift() : 'text';
+    if (bad) return violation(bad[0], bad[1]);
+    const fn = SCENARIOS[rec.scenario];
+    if (!fn) return violation('scenario', `no scenario ${JSON.stringify(rec.scenario)}`);
+    const key = rec.marker || rec.scenario;
+    const seen = this.markerSeen.get(key) || 0;
+    this.markerSeen.set(key, seen + 1);
+    const ctx = {
+      seq, seen, body: rec.body, project: rec.project, location: rec.location, model: rec.model,
+      anthropicModel: anthropicName(rec.model), msgId: `msg_vrtx_${b64u(crypto.randomBytes(18))}`,
+      sign: (t) => this.sign(t), closed: () => closed, revokeToken: () => { tok.revoked = true; },
+    };
+    const out = fn(ctx);
+    if (out.status) {
+      rec.status = out.status;
+      rec.reply = out.json;
+      return sendJson(res, out.status, out.json, out.headers);
+    }
+    if (!rec.stream) {
+      if (out.gen) { // never answers: wait for the gateway to give up
+        await new Promise((r) => res.on('close', r));
+        return undefined;
+      }
+      const errEv = out.events.find((e) => e.type === 'error');
+      rec.reply = errEv ? anthropicError(errEv.error.type, errEv.error.message) : assemble(out.events);
+      rec.status = errEv ? 529 : 200;
+      sendJson(res, rec.status, rec.reply, {}, Boolean(out.gzip));
+      rec.endedAt = Date.now();
+      return undefined;
+    }
+    return this.stream(rec, res, out, () => closed);
+  }
+
+  async stream(rec, res, out, isClosed) {
+    rec.status = 200;
+    const headers = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' };
+    let sink = res;
+    let gz = null;
+    if (out.gzip) {
+      headers['content-encoding'] = 'gzip';
+      gz = zlib.createGzip();
+      gz.pipe(res);
+      gz.on('error', () => {});
+      sink = gz;
+    }
+    res.writeHead(200, headers);
+    res.flushHeaders();
+    const closedP = new Promise((r) => res.once('close', r));
+    const events = out.events || [];
+    if (!out.gen) rec.reply = events.some((e) => e.type === 'error' || e.type === 'message_stop') ? assemble(events) : null;
+    const source = out.gen ? out.gen() : (async function* () { yield* events; })();
+    for await (const e of source) {
+      if (isClosed()) break;
+      if (e.delay) {
+        await Promise.race([sleep(e.delay), closedP]);
+        continue;
+      }
+      rec.sent.push(e);
+      let more = true;
+      try { more = sink.write(`event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`); } catch { break; }
+      if (gz) await new Promise((r) => gz.flush(zlib.constants.Z_SYNC_FLUSH, r));
+      if (!more) await Promise.race([new Promise((r) => sink.once('drain', r)), closedP]);
+    }
+    if (isClosed()) return;
+    rec.endedAt = Date.now();
+    if (out.end === 'destroy') {
+      await sleep(20);
+      res.socket && res.socket.destroy();
+      return;
+    }
+    sink.end();
+  }
+}
+
+/** Start the mock (TLS material made in `dir` unless `tls` is given) for `accounts`. */
+export async function startMockGoogle({ dir, tls, accounts = [] } = {}) {
+  const t = tls || await makeTls(dir);
+  const m = new MockGoogle(t, accounts);
+  await m.listen();
+  return m;
+}
+
+/**
+ * Everything a Vertex test needs: TLS material in `dir`, service account(s), the mock, and the
+ * gateway environment (GCP_CREDENTIALS in the seed format for the first account,
+ * UPSTREAM_CONNECT_TO, UPSTREAM_CA_BUNDLE). Returns {mock, sa, accounts, env, dir}.
+ */
+export async function vertexSetup({ dir, accounts, region = 'us-east5', project = 'oai-it-project' } = {}) {
+  const accts = accounts || [serviceAccount({ project, region })];
+  const mock = await startMockGoogle({ dir, accounts: accts });
+  const sa = accts[0];
+  return {
+    mock, sa, accounts: accts, dir,
+    env: { GCP_CREDENTIALS: sa.credentials(), UPSTREAM_CONNECT_TO: mock.connectTo, UPSTREAM_CA_BUNDLE: mock.caFile },
+  };
+}
