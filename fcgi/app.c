@@ -37,6 +37,12 @@ int app_init(struct app *app, int cgi, config_report_fn report, void *rctx)
     int problems = config_load(&app->cfg, config_env_lookup, NULL, environ, report, rctx);
     if (problems)
         return problems;
+    /* Decode the service-account keys now, so that a bad key is a start-up error. */
+    char err[256];
+    if (!gcp_keys_get(app->cfg.gcp_credentials, app->cfg.gcp_credentials_file, err, sizeof err)) {
+        report(rctx, err);
+        return 1;
+    }
     log_set_level((enum log_level)app->cfg.log_level);
     return state_open(&app->stores[0], app->cfg.state_path);
 }

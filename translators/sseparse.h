@@ -18,7 +18,8 @@ struct sseparse {
     struct buf data; /* data lines of the current event */
     char event[64];  /* event name of the current event, "" if none */
     int has_data;
-    int saw_cr; /* the last byte was \r: a following \n belongs to it */
+    int saw_cr; /* 1: the last byte was \r (a following \n belongs to it); 2: no line has
+                 * ended yet (a leading byte-order mark is still to be skipped) */
 };
 
 /* Called once per event: name NULL when the event had no "event:" line. A negative return
