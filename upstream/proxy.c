@@ -265,6 +265,19 @@ static int on_tick(void *ctx)
 /* ---- the run ----------------------------------------------------------------------------------
  */
 
+/* How choice i's answer is shaped for the client. */
+static void answer_opts(const struct run *r, int i, struct anthropic_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->model = r->client_model;
+    o->id = r->chunk_id;
+    o->created = r->created;
+    o->choice = i;
+    o->legacy_functions = r->oreq.legacy_functions;
+    o->schema_tool = r->oreq.schema_tool;
+    o->local_stops = r->oreq.local_stops;
+}
+
 /* Waits ms for a cooldown, ticking (heartbeats, disconnects). A stream that has waited
  * HEARTBEAT_S since the request began commits 200 so that heartbeats can flow (SPEC §11).
  * Returns 0, or -1 when the client is gone. */
@@ -304,15 +317,8 @@ static void choices_reset(struct run *r)
         buf_init(&ch->err, r->stream ? MAX_ERROR_BODY : MAX_REPLY_BODY);
         sseparse_init(&ch->sp, MAX_UPSTREAM_EVENT);
         if (r->api == PROXY_OPENAI && r->stream) {
-            struct anthropic_opts o = {
-                .model = r->client_model,
-                .id = r->chunk_id,
-                .created = r->created,
-                .choice = i,
-                .legacy_functions = r->oreq.legacy_functions,
-                .schema_tool = r->oreq.schema_tool,
-                .local_stops = r->oreq.local_stops,
-            };
+            struct anthropic_opts o;
+            answer_opts(r, i, &o);
             ch->as = anthropic_stream_new(&o, emit_chunk, r);
         }
         struct xfer *x = &ch->x;
@@ -390,15 +396,8 @@ static void finish_plain(struct run *r)
                         NULL);
             return;
         }
-        struct anthropic_opts o = {
-            .model = r->client_model,
-            .id = r->chunk_id,
-            .created = r->created,
-            .choice = i,
-            .legacy_functions = r->oreq.legacy_functions,
-            .schema_tool = r->oreq.schema_tool,
-            .local_stops = r->oreq.local_stops,
-        };
+        struct anthropic_opts o;
+        answer_opts(r, i, &o);
         json_object *one = anthropic_to_openai(msg, &o, &sum);
         json_object_put(msg);
         if (!one) {
