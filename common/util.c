@@ -109,6 +109,11 @@ void util_init(void)
     pthread_once(&sha256_once, sha256_fetch);
 }
 
+void util_thread_done(void)
+{
+    OPENSSL_thread_stop();
+}
+
 void util_sha256(const void *data, size_t len, unsigned char out[32])
 {
     pthread_once(&sha256_once, sha256_fetch);

@@ -12,6 +12,10 @@
  * before starting threads, so that no worker thread does library set-up. */
 void util_init(void);
 
+/* util_thread_done releases the calling thread's library state (OpenSSL's per-thread random
+ * generators); call it as the last thing a worker thread does. */
+void util_thread_done(void);
+
 /* util_now_ms is wall-clock milliseconds; util_mono_ms is monotonic milliseconds. */
 int64_t util_now_ms(void);
 int64_t util_mono_ms(void);

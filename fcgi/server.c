@@ -120,7 +120,12 @@ static void *worker_main(void *arg)
         if (S.accepting >= WORKERS_SPARE)
             break; /* enough threads are waiting for work: this one retires */
     }
+    pthread_mutex_unlock(&S.mu);
     FCGX_Free(&req, 0);
+    /* Free per-thread library state before saying we are gone: once the last worker has
+     * retired, main may exit, and thread-local destructors that had not run yet would leak. */
+    util_thread_done();
+    pthread_mutex_lock(&S.mu);
     retire_locked(w);
     pthread_mutex_unlock(&S.mu);
     return NULL;

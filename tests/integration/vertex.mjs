@@ -544,6 +544,17 @@ test('/status counts generations, tokens and the key', async () => {
   equal(j && j.gcpKeys, 1, 'gcpKeys 1');
 });
 
+test('the gateway log (LOG_LEVEL=debug) holds no secret and no prompt text', () => {
+  const log = L.errorLog();
+  ok(log.length > 0, 'there is a log');
+  const pemBody = G.sa.pem.split('\n')[5];
+  ok(!log.includes('ya29.'), 'no access token');
+  ok(!/PRIVATE KEY/.test(log) && !log.includes(pemBody), 'no private key');
+  ok(!log.includes('sk-client-never-forwarded'), 'no client credential');
+  ok(!log.includes('<<mock:') && !log.includes('Weather and time in Paris'), 'no prompt text');
+  ok(!log.includes('Hello from the Vertex mock'), 'no completion text');
+});
+
 test('the mock saw no malformed upstream request', () => {
   deepEqual(G.mock.violations, [], 'no check failed at the mock');
 });
