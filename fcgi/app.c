@@ -12,6 +12,7 @@
 #include "fcgi/response.h"
 #include "fcgi/sse.h"
 #include "fcgi/status.h"
+#include "auth/aws.h"
 #include "auth/gcp.h"
 #include "translators/apierr.h"
 #include "translators/testmsg.h"
@@ -39,7 +40,8 @@ int app_init(struct app *app, int cgi, config_report_fn report, void *rctx)
         return problems;
     /* Decode the service-account keys now, so that a bad key is a start-up error. */
     char err[256];
-    if (!gcp_keys_get(app->cfg.gcp_credentials, app->cfg.gcp_credentials_file, err, sizeof err)) {
+    if (!gcp_keys_get(app->cfg.gcp_credentials, app->cfg.gcp_credentials_file, err, sizeof err) ||
+        !aws_keys_get(app->cfg.aws_credentials, err, sizeof err)) {
         report(rctx, err);
         return 1;
     }
@@ -50,6 +52,7 @@ int app_init(struct app *app, int cgi, config_report_fn report, void *rctx)
 void app_free(struct app *app)
 {
     gcp_keys_cleanup();
+    aws_keys_cleanup();
     for (int i = 0; i < APP_STORES; i++)
         state_close(app->stores[i]);
     pthread_mutex_destroy(&app->mu);

@@ -26,7 +26,8 @@ if [ -n "$missing" ]; then
 fi
 
 # npm test packages (the official openai client), exactly as locked.
-if [ ! -d "$top/tests/node_modules/openai" ] ||
+if [ ! -d "$top/tests/node_modules/openai" ] || [ ! -d "$top/tests/node_modules/@anthropic-ai/sdk" ] ||
+    [ ! -d "$top/tests/node_modules/@smithy/signature-v4" ] ||
     [ "$top/tests/package-lock.json" -nt "$top/tests/node_modules/.package-lock.json" ]; then
     echo "installing npm test packages (tests/package-lock.json)"
     (cd "$top/tests" && npm ci --no-audit --no-fund --loglevel=error)

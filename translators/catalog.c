@@ -5,28 +5,29 @@
 #include <string.h>
 
 #define NOTP CAT_NO_TEMP_AND_TOP_P
+#define PROF CAT_PROFILE
 
 static const struct catalog_model models[] = {
     {"claude-opus-4-5-20251101", "claude-opus-4-5", "claude-opus-4-5@20251101",
-     "anthropic.claude-opus-4-5-20251101-v1:0", CAT_OPUS | NOTP | CAT_THINKING, 1761955200},
+     "anthropic.claude-opus-4-5-20251101-v1:0", CAT_OPUS | NOTP | CAT_THINKING | PROF, 1761955200},
     {"claude-opus-4-1-20250805", "claude-opus-4-1", "claude-opus-4-1@20250805",
-     "anthropic.claude-opus-4-1-20250805-v1:0", CAT_OPUS | NOTP | CAT_THINKING, 1754352000},
+     "anthropic.claude-opus-4-1-20250805-v1:0", CAT_OPUS | NOTP | CAT_THINKING | PROF, 1754352000},
     {"claude-opus-4-20250514", "claude-opus-4-0", "claude-opus-4@20250514",
-     "anthropic.claude-opus-4-20250514-v1:0", CAT_OPUS | CAT_THINKING, 1747180800},
+     "anthropic.claude-opus-4-20250514-v1:0", CAT_OPUS | CAT_THINKING | PROF, 1747180800},
     {"claude-sonnet-4-5-20250929", "claude-sonnet-4-5", "claude-sonnet-4-5@20250929",
-     "anthropic.claude-sonnet-4-5-20250929-v1:0", NOTP | CAT_THINKING, 1759104000},
+     "anthropic.claude-sonnet-4-5-20250929-v1:0", NOTP | CAT_THINKING | PROF, 1759104000},
     {"claude-sonnet-4-20250514", "claude-sonnet-4-0", "claude-sonnet-4@20250514",
-     "anthropic.claude-sonnet-4-20250514-v1:0", CAT_THINKING, 1747180800},
+     "anthropic.claude-sonnet-4-20250514-v1:0", CAT_THINKING | PROF, 1747180800},
     {"claude-3-7-sonnet-20250219", "claude-3-7-sonnet-latest", "claude-3-7-sonnet@20250219",
-     "anthropic.claude-3-7-sonnet-20250219-v1:0", CAT_THINKING, 1739923200},
+     "anthropic.claude-3-7-sonnet-20250219-v1:0", CAT_THINKING | PROF, 1739923200},
     {"claude-haiku-4-5-20251001", "claude-haiku-4-5", "claude-haiku-4-5@20251001",
-     "anthropic.claude-haiku-4-5-20251001-v1:0", NOTP | CAT_THINKING, 1759276800},
+     "anthropic.claude-haiku-4-5-20251001-v1:0", NOTP | CAT_THINKING | PROF, 1759276800},
     {"claude-3-5-haiku-20241022", "claude-3-5-haiku-latest", "claude-3-5-haiku@20241022",
-     "anthropic.claude-3-5-haiku-20241022-v1:0", 0, 1729555200},
+     "anthropic.claude-3-5-haiku-20241022-v1:0", PROF, 1729555200},
     {"claude-3-haiku-20240307", "claude-3-haiku", "claude-3-haiku@20240307",
      "anthropic.claude-3-haiku-20240307-v1:0", 0, 1709769600},
     {"claude-3-5-sonnet-20241022", "claude-3-5-sonnet-latest", "claude-3-5-sonnet-v2@20241022",
-     "anthropic.claude-3-5-sonnet-20241022-v2:0", CAT_LEGACY, 1729555200},
+     "anthropic.claude-3-5-sonnet-20241022-v2:0", CAT_LEGACY | PROF, 1729555200},
     {"claude-3-5-sonnet-20240620", NULL, "claude-3-5-sonnet@20240620",
      "anthropic.claude-3-5-sonnet-20240620-v1:0", CAT_LEGACY, 1718841600},
     {"claude-3-opus-20240229", "claude-3-opus-latest", "claude-3-opus@20240229",
@@ -135,7 +136,8 @@ int catalog_resolve(const char *name, const char *aliases, enum catalog_provider
     if (target)
         name = target;
     const struct catalog_model *m = catalog_find(name);
-    if (is_native(name, provider))
+    out->native = is_native(name, provider);
+    if (out->native)
         snprintf(out->upstream_id, sizeof out->upstream_id, "%s", name);
     else if (m)
         snprintf(out->upstream_id, sizeof out->upstream_id, "%s",

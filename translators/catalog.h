@@ -16,6 +16,7 @@ enum catalog_flag {
     CAT_NO_TEMP_AND_TOP_P = 2, /* refuses temperature together with top_p: drop top_p */
     CAT_THINKING = 4,          /* supports extended thinking */
     CAT_LEGACY = 8,            /* kept so that older names resolve; not listed in /models */
+    CAT_PROFILE = 16,          /* Bedrock serves it on demand only through an inference profile */
 };
 
 struct catalog_model {
@@ -34,6 +35,7 @@ struct catalog_resolved {
     char upstream_id[256];             /* what goes into the upstream URL */
     char family[32];                   /* gcp-claude, gcp-claude-opus, aws-claude, ... */
     int flags;
+    int native; /* the client sent a provider-native id: it goes upstream as it is */
 };
 
 /* catalog_find looks a name up among every id of every entry (no aliases, no prefixes

@@ -6,7 +6,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "auth/gcp.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -14,34 +13,40 @@
 #include "translators/apierr.h"
 #include "translators/catalog.h"
 #include "translators/openai.h"
-#include "translators/sseparse.h"
-#include "translators/vertex.h"
+#include "upstream/provider.h"
 #include "upstream/transport.h"
 
-#define MAX_UPSTREAM_EVENT (8L * 1024 * 1024)  /* one upstream SSE event */
-#define MAX_ERROR_BODY     (64L * 1024)        /* an upstream error body we keep */
-#define MAX_REPLY_BODY     (64L * 1024 * 1024) /* a non-stream upstream reply */
-#define MAX_ATTEMPTS       3                   /* upstream attempts per request (SPEC §11) */
-#define COOLDOWN_FIRST_MS  1000                /* without Retry-After: 1 s, doubling ... */
-#define COOLDOWN_MAX_MS    30000               /* ... up to 30 s */
+#define MAX_ERROR_BODY    (64L * 1024)        /* an upstream error body we keep */
+#define MAX_REPLY_BODY    (64L * 1024 * 1024) /* a non-stream upstream reply */
+#define MAX_ATTEMPTS      3                   /* upstream attempts per request (SPEC §11) */
+#define COOLDOWN_FIRST_MS 1000                /* without Retry-After: 1 s, doubling ... */
+#define COOLDOWN_MAX_MS   30000               /* ... up to 30 s */
+#define MAX_CHOICES_HARD  16
 
 /* One upstream transfer: choice k of an n fan-out. */
 struct choice {
     struct xfer x;
-    struct sseparse sp;
+    void *dec;                   /* the provider's stream decoder */
     struct anthropic_stream *as; /* OpenAI clients: the stream translator */
     struct run *run;
     int index;
-    int done;   /* final event seen (or an error event was sent for it) */
+    int done;   /* final event seen (or an error was reported for it) */
     int failed; /* ended with an error */
+    /* an error frame that arrived before anything was sent to the client */
+    int pre_http;
+    const char *pre_code;
+    char pre_msg[512];
     struct anthropic_usage usage;
-    struct buf err; /* the body of a non-200 answer */
+    struct buf body; /* the reply (non-stream) or the body of a non-200 answer */
 };
 
 /* Everything about one request. */
 struct run {
     const struct proxy_call *c;
     const struct proxy_sink *s;
+    const struct provider *pv;
+    void *pstate;
+    struct upstream_target t;
     enum proxy_api api;
     int stream, begun, gone;
     int n;
@@ -51,11 +56,6 @@ struct run {
     const char *client_model;
     char chunk_id[48];
     int64_t created;
-    const struct gcp_key *key;
-    char token[4096];
-    char url[1024];
-    char auth[4200];
-    char beta[1024];
     const char *body; /* the upstream body (serialised) */
     size_t body_len;
 };
@@ -77,10 +77,25 @@ static void reply_error(struct run *r, int http, const char *code, const char *m
         log_warn("req %s: %d %s", r->c->id, http, msg);
 }
 
+/* The stream is committed (200 and SSE headers) when its first event is about to be sent. */
+static int ensure_begun(struct run *r)
+{
+    if (r->begun)
+        return 0;
+    if (r->s->stream_begin(r->s->ctx) < 0) {
+        r->gone = 1;
+        return OAI_EGONE;
+    }
+    r->begun = 1;
+    return 0;
+}
+
 /* An error after the stream started: an error event in the client's format. */
 static void event_error(struct run *r, int http, const char *code, const char *msg)
 {
     int anth = r->api == PROXY_ANTHROPIC;
+    if (ensure_begun(r))
+        return;
     json_object *e = apierr_body(anth ? API_ANTHROPIC : API_OPENAI, http, code, msg, NULL);
     size_t len;
     const char *s = util_json_plain(e, &len);
@@ -90,12 +105,18 @@ static void event_error(struct run *r, int http, const char *code, const char *m
     log_warn("req %s: mid-stream error: %s", r->c->id, msg);
 }
 
-/* Maps an upstream failure of choice ch to our status, code and message. */
-static int map_failure(struct run *r, struct choice *ch, const char **code, char *msg, size_t n,
-                       char *retry_after, size_t ra)
+/* Whether choice ch failed, and how: 0 when it is fine, else our HTTP status with code, a
+ * message and (for 429) the upstream's Retry-After in *retry_after ("" if none). */
+static int choice_failure(struct run *r, struct choice *ch, const char **code, char *msg, size_t n,
+                          char *retry_after, size_t ra)
 {
     struct xfer *x = &ch->x;
     retry_after[0] = '\0';
+    if (ch->pre_http) {
+        *code = ch->pre_code;
+        snprintf(msg, n, "%s", ch->pre_msg);
+        return ch->pre_http;
+    }
     if (x->result == OAI_EUPSTREAM || (!x->status && x->result)) {
         int timeout = strcasestr(x->error, "timeout") || strcasestr(x->error, "timed out") ||
                       strstr(x->error, "STREAM_IDLE_TIMEOUT_S");
@@ -103,47 +124,17 @@ static int map_failure(struct run *r, struct choice *ch, const char **code, char
         *code = timeout ? "timeout" : "upstream_error";
         return timeout ? 504 : 502;
     }
+    if (x->status == 200)
+        return 0;
     char upstream[512];
-    anthropic_error_message(ch->err.data ? ch->err.data : "", ch->err.len, x->status, upstream,
+    anthropic_error_message(ch->body.data ? ch->body.data : "", ch->body.len, x->status, upstream,
                             sizeof upstream);
-    snprintf(msg, n, "upstream (%s) HTTP %ld: %s", r->c->provider, x->status, upstream);
-    switch (x->status) {
-    case 400:
-    case 422:
-        *code = "invalid_request";
-        return 400;
-    case 401:
-        *code = "upstream_auth_failed";
-        return 502;
-    case 403:
-        *code = "model_access_denied";
-        return 403;
-    case 404:
-        *code = "model_not_found";
-        return 404;
-    case 408:
-        *code = "timeout";
-        return 504;
-    case 413:
-        *code = "request_too_large";
-        return 413;
-    case 429: {
-        /* Retry-After always present (SPEC §11): the upstream's, else a short default. */
-        long long secs = 1;
-        if (x->retry_after[0] && util_parse_long(x->retry_after, 0, 86400, &secs))
-            secs = 1;
-        snprintf(retry_after, ra, "%lld", secs);
-        *code = "rate_limit_exceeded";
-        return 429;
-    }
-    case 503:
-    case 529:
-        *code = "server_is_overloaded";
-        return 503;
-    default:
-        *code = "upstream_error";
-        return 502;
-    }
+    snprintf(msg, n, "upstream (%s) HTTP %ld%s%s: %s", r->pv->name, x->status,
+             x->error_type[0] ? " " : "", x->error_type, upstream);
+    int http = r->pv->map_error(x->status, x->error_type, code);
+    if (http == 429)
+        snprintf(retry_after, ra, "%s", x->retry_after);
+    return http;
 }
 
 /* ---- stream callbacks -------------------------------------------------------------------------
@@ -152,7 +143,7 @@ static int map_failure(struct run *r, struct choice *ch, const char **code, char
 static int emit_chunk(void *ctx, const char *json, size_t len)
 {
     struct run *r = ctx;
-    if (r->s->event(r->s->ctx, NULL, json, len) < 0) {
+    if (ensure_begun(r) || r->s->event(r->s->ctx, NULL, json, len) < 0) {
         r->gone = 1;
         return OAI_EGONE;
     }
@@ -177,7 +168,7 @@ static void take_usage(json_object *u, struct anthropic_usage *out)
 static int native_event(struct choice *ch, const char *name, const char *data, size_t len)
 {
     struct run *r = ch->run;
-    if (r->s->event(r->s->ctx, name, data, len) < 0) {
+    if (ensure_begun(r) || r->s->event(r->s->ctx, name, data, len) < 0) {
         r->gone = 1;
         return OAI_EGONE;
     }
@@ -205,7 +196,7 @@ static int on_event(void *ctx, const char *name, const char *data, size_t len)
 {
     struct choice *ch = ctx;
     if (ch->done)
-        return 0; /* nothing after the final event (or our error event) */
+        return 0; /* nothing after the final event (or after an error) */
     if (ch->run->api == PROXY_ANTHROPIC)
         return native_event(ch, name, data, len);
     int rc = anthropic_stream_event(ch->as, name, data, len);
@@ -218,35 +209,45 @@ static int on_event(void *ctx, const char *name, const char *data, size_t len)
     return 0;
 }
 
+/* An error frame in a 200 stream: before anything went out it is the request's status (and may
+ * be retried); after, it is an error event. */
+static int on_stream_error(void *ctx, int http, const char *code, const char *message)
+{
+    struct choice *ch = ctx;
+    struct run *r = ch->run;
+    if (ch->done)
+        return 0;
+    ch->done = ch->failed = 1;
+    if (!r->begun) {
+        ch->pre_http = http;
+        ch->pre_code = code;
+        snprintf(ch->pre_msg, sizeof ch->pre_msg, "%s", message);
+        return 0;
+    }
+    event_error(r, http, code, message);
+    return r->gone ? OAI_EGONE : 0;
+}
+
 static int on_data(void *ctx, struct xfer *x, const char *p, size_t n)
 {
     struct choice *ch = ctx;
     struct run *r = ch->run;
-    if (x->status != 200) {
-        size_t room = ch->err.max - ch->err.len;
-        if (buf_add(&ch->err, p, n < room ? n : room))
-            return TRANSPORT_STOP;
-        return 0;
+    if (x->status != 200 || !r->stream) {
+        /* an error body (bounded, kept for the message) or the whole non-stream reply */
+        size_t room = ch->body.max - ch->body.len;
+        if (x->status != 200 && n > room)
+            n = room;
+        return buf_add(&ch->body, p, n) ? TRANSPORT_STOP : 0;
     }
-    if (!r->stream) {
-        if (buf_add(&ch->err, p, n)) /* the whole reply, bounded */
-            return TRANSPORT_STOP;
-        return 0;
-    }
-    if (!r->begun) {
-        if (r->s->stream_begin(r->s->ctx) < 0) {
-            r->gone = 1;
-            return -1;
-        }
-        r->begun = 1;
-    }
-    int rc = sseparse_feed(&ch->sp, p, n, on_event, ch);
+    int rc = r->pv->stream_feed(ch->dec, p, n);
     if (rc == OAI_EGONE || r->gone)
         return -1;
-    if (rc < 0 && !ch->done) {
-        event_error(r, 502, "upstream_error", "an upstream event was larger than the limit");
-        ch->done = ch->failed = 1;
-    }
+    if (rc < 0 && !ch->done)
+        on_stream_error(ch, 502, "upstream_error",
+                        rc == OAI_EBADFRAME ? "the upstream sent a malformed stream frame"
+                                            : "the upstream sent an event that cannot be read");
+    if (r->gone)
+        return -1;
     return ch->done ? TRANSPORT_STOP : 0;
 }
 
@@ -288,13 +289,9 @@ static int wait_cooldown(struct run *r, int64_t ms, int64_t start)
         int64_t now = util_mono_ms();
         if (now >= end)
             return 0;
-        if (r->stream && !r->begun && now - start >= r->c->cfg->heartbeat_s * 1000) {
-            if (r->s->stream_begin(r->s->ctx) < 0) {
-                r->gone = 1;
-                return -1;
-            }
-            r->begun = 1;
-        }
+        if (r->stream && !r->begun && now - start >= r->c->cfg->heartbeat_s * 1000 &&
+            ensure_begun(r))
+            return -1;
         if (on_tick(r) < 0)
             return -1;
         int64_t step = end - now < 250 ? end - now : 250;
@@ -302,48 +299,55 @@ static int wait_cooldown(struct run *r, int64_t ms, int64_t start)
     }
 }
 
-static void choices_reset(struct run *r)
+static void choice_clear(struct choice *ch, const struct provider *pv)
+{
+    xfer_free(&ch->x);
+    buf_free(&ch->body);
+    if (ch->dec)
+        pv->stream_free(ch->dec);
+    anthropic_stream_free(ch->as);
+}
+
+static int choices_reset(struct run *r)
 {
     for (int i = 0; i < r->n; i++) {
         struct choice *ch = &r->ch[i];
-        xfer_free(&ch->x);
-        buf_free(&ch->err);
-        sseparse_free(&ch->sp);
-        anthropic_stream_free(ch->as);
+        choice_clear(ch, r->pv);
         memset(ch, 0, sizeof *ch);
         ch->run = r;
         ch->index = i;
         xfer_init(&ch->x);
-        buf_init(&ch->err, r->stream ? MAX_ERROR_BODY : MAX_REPLY_BODY);
-        sseparse_init(&ch->sp, MAX_UPSTREAM_EVENT);
+        buf_init(&ch->body, r->stream ? MAX_ERROR_BODY : MAX_REPLY_BODY);
+        if (r->stream) {
+            ch->dec = r->pv->stream_new(on_event, on_stream_error, ch);
+            if (!ch->dec)
+                return OAI_ENOMEM;
+        }
         if (r->api == PROXY_OPENAI && r->stream) {
             struct anthropic_opts o;
             answer_opts(r, i, &o);
             ch->as = anthropic_stream_new(&o, emit_chunk, r);
+            if (!ch->as)
+                return OAI_ENOMEM;
         }
         struct xfer *x = &ch->x;
         x->method = "POST";
-        x->url = r->url;
-        int h = 0;
-        x->headers[h++] = r->auth;
-        x->headers[h++] = "Content-Type: application/json";
-        if (r->beta[0])
-            x->headers[h++] = r->beta;
+        x->url = r->t.url;
+        for (int h = 0;
+             h < PROVIDER_MAX_HEADERS && h < TRANSPORT_MAX_HEADERS - 1 && r->t.headers[h]; h++)
+            x->headers[h] = r->t.headers[h];
         x->body = r->body;
         x->body_len = r->body_len;
         x->on_data = on_data;
         x->ctx = ch;
     }
+    return 0;
 }
 
 static void choices_free(struct run *r)
 {
-    for (int i = 0; r->ch && i < r->n; i++) {
-        xfer_free(&r->ch[i].x);
-        buf_free(&r->ch[i].err);
-        sseparse_free(&r->ch[i].sp);
-        anthropic_stream_free(r->ch[i].as);
-    }
+    for (int i = 0; r->ch && i < r->n; i++)
+        choice_clear(&r->ch[i], r->pv);
     free(r->ch);
 }
 
@@ -368,7 +372,7 @@ static void count_usage(struct run *r, const struct anthropic_usage *u, int prom
         log_warn("req %s: usage not recorded (state store)", r->c->id);
 }
 
-/* Non-stream answers: translate each choice and merge them into one response. */
+/* Non-stream answers: pass the native reply through, or translate each choice and merge. */
 static void finish_plain(struct run *r)
 {
     struct anthropic_usage sum = {0, 0, 0, 0};
@@ -376,24 +380,21 @@ static void finish_plain(struct run *r)
     int ok = 0;
     for (int i = 0; i < r->n; i++) {
         struct choice *ch = &r->ch[i];
-        if (r->api == PROXY_ANTHROPIC) {
-            /* passthrough: the upstream bytes unchanged */
-            json_object *o = NULL, *u;
-            if (util_parse_json(ch->err.data ? ch->err.data : "", ch->err.len, &o) == 0 &&
-                json_object_object_get_ex(o, "usage", &u))
-                take_usage(u, &sum);
-            json_object_put(o);
-            if (r->s->reply(r->s->ctx, 200, ch->err.data ? ch->err.data : "", ch->err.len, NULL) <
-                0)
-                r->gone = 1;
-            count_usage(r, &sum, 1);
-            return;
-        }
-        json_object *msg = NULL;
-        if (util_parse_json(ch->err.data ? ch->err.data : "", ch->err.len, &msg)) {
+        const char *text = ch->body.data ? ch->body.data : "";
+        json_object *msg = NULL, *u;
+        if (util_parse_json(text, ch->body.len, &msg)) {
             json_object_put(merged);
             reply_error(r, 502, "upstream_error", "the upstream reply is not valid JSON", NULL,
                         NULL);
+            return;
+        }
+        if (r->api == PROXY_ANTHROPIC) { /* passthrough: the upstream bytes unchanged */
+            if (json_object_object_get_ex(msg, "usage", &u))
+                take_usage(u, &sum);
+            json_object_put(msg);
+            if (r->s->reply(r->s->ctx, 200, text, ch->body.len, NULL) < 0)
+                r->gone = 1;
+            count_usage(r, &sum, 1);
             return;
         }
         struct anthropic_opts o;
@@ -434,17 +435,16 @@ static void finish_stream(struct run *r)
     for (int i = 0; i < r->n && !r->gone; i++) {
         struct choice *ch = &r->ch[i];
         if (!ch->done) {
-            if (ch->x.status != 200 || ch->x.result) {
-                const char *code;
-                char msg[768], ra[32];
-                int http = map_failure(r, ch, &code, msg, sizeof msg, ra, sizeof ra);
+            const char *code;
+            char msg[768], ra[32];
+            int http = choice_failure(r, ch, &code, msg, sizeof msg, ra, sizeof ra);
+            if (http)
                 event_error(r, http, code, msg);
-            } else if (r->api == PROXY_OPENAI) {
+            else if (r->api == PROXY_OPENAI && ensure_begun(r) == 0)
                 anthropic_stream_end(ch->as); /* emits the truncation error */
-            } else {
+            else
                 event_error(r, 502, "upstream_truncated",
                             "the upstream stream ended before message_stop");
-            }
             ch->failed = 1;
         }
         struct anthropic_usage u = ch->usage;
@@ -521,7 +521,7 @@ static int family_allowed(const struct config *cfg, const char *family)
     return 0;
 }
 
-/* Builds the upstream body for this request; 0 or an error already answered (-1). */
+/* Builds the upstream Messages body; 0, or -1 after answering the client. */
 static int build_body(struct run *r, json_object **out)
 {
     const struct config *cfg = r->c->cfg;
@@ -530,7 +530,8 @@ static int build_body(struct run *r, json_object **out)
         struct openai_opts o = {
             .default_max_tokens = cfg->default_max_tokens,
             .max_output_tokens = cfg->max_output_tokens,
-            .max_choices = cfg->max_choices,
+            .max_choices =
+                cfg->max_choices < MAX_CHOICES_HARD ? cfg->max_choices : MAX_CHOICES_HARD,
             .hoist_system = cfg->system_message_mode == SYSMSG_HOIST,
             .model_flags = r->model.flags,
         };
@@ -543,52 +544,135 @@ static int build_body(struct run *r, json_object **out)
         r->n = r->oreq.n > 0 ? r->oreq.n : 1;
         r->stream = r->oreq.stream;
         *out = json_object_get(r->oreq.body);
-    } else {
-        json_object *copy = NULL;
-        if (json_object_deep_copy(r->c->body, &copy, NULL) != 0) {
-            reply_error(r, 500, "internal_error", "out of memory", NULL, NULL);
-            return -1;
-        }
-        json_object *v;
-        r->n = 1;
-        r->stream = json_object_object_get_ex(copy, "stream", &v) && json_object_get_boolean(v);
-        if (!json_object_object_get_ex(copy, "max_tokens", &v)) {
-            json_object_object_add(copy, "max_tokens",
-                                   json_object_new_int64(cfg->default_max_tokens));
-        }
-        anthropic_normalize(copy, r->model.flags, cfg->max_output_tokens);
-        *out = copy;
+        return 0;
     }
+    json_object *copy = NULL, *v;
+    if (json_object_deep_copy(r->c->body, &copy, NULL) != 0) {
+        reply_error(r, 500, "internal_error", "out of memory", NULL, NULL);
+        return -1;
+    }
+    r->n = 1;
+    r->stream = json_object_object_get_ex(copy, "stream", &v) && json_object_get_boolean(v);
+    if (!json_object_object_get_ex(copy, "max_tokens", &v))
+        json_object_object_add(copy, "max_tokens", json_object_new_int64(cfg->default_max_tokens));
+    anthropic_normalize(copy, r->model.flags, cfg->max_output_tokens);
+    *out = copy;
     return 0;
 }
 
-static void generate_gcp(struct run *r)
+/* The attempt loop: authenticate, run the transfer(s), and answer, retry or wait. */
+static void attempts(struct run *r)
+{
+    const struct proxy_call *c = r->c;
+    const struct config *cfg = c->cfg;
+    struct transport_opts topts;
+    transport_opts_of(cfg, &topts);
+    struct xfer *xs[MAX_CHOICES_HARD];
+    int64_t t0 = util_mono_ms(), backoff = COOLDOWN_FIRST_MS;
+    int refresh = 0, refreshed = 0;
+    for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        int rc = r->pv->auth(r->pstate, cfg, c->st, &topts, r->body, r->body_len, refresh, &r->t);
+        refresh = 0;
+        if (rc) {
+            const char *msg = rc == OAI_EAUTHUP ? "the upstream refused the gateway's credentials"
+                                                : "could not authenticate to the upstream";
+            if (r->begun)
+                event_error(r, 502, "upstream_auth_failed", msg);
+            else
+                reply_error(r, 502, "upstream_auth_failed", msg, NULL, NULL);
+            return;
+        }
+        if (choices_reset(r)) {
+            reply_error(r, 500, "internal_error", "out of memory", NULL, NULL);
+            return;
+        }
+        for (int i = 0; i < r->n; i++)
+            xs[i] = &r->ch[i].x;
+        transport_run(xs, r->n, &topts, on_tick, r);
+        log_info("req %s: %s key %s model %s attempt %d -> HTTP %ld after %lld ms", c->id,
+                 r->pv->name, r->t.key_hash, r->t.model_id, attempt + 1, r->ch[0].x.status,
+                 (long long)(util_mono_ms() - t0));
+        if (r->gone)
+            return;
+        /* the first choice that failed before any byte of it was sent decides what follows */
+        const char *code = NULL;
+        char msg[768], ra[32];
+        int http = 0;
+        struct choice *bad = NULL;
+        for (int i = 0; i < r->n && !http; i++) {
+            http = choice_failure(r, &r->ch[i], &code, msg, sizeof msg, ra, sizeof ra);
+            bad = http ? &r->ch[i] : NULL;
+        }
+        if (r->begun && (!bad || bad->x.status == 200)) {
+            finish_stream(r);
+            return;
+        }
+        if (!bad) {
+            if (r->stream)
+                reply_error(r, 502, "upstream_truncated", "the upstream stream was empty", NULL,
+                            NULL);
+            else
+                finish_plain(r);
+            return;
+        }
+        if (bad->x.status == 401 && r->pv->refresh_on_401 && !refreshed &&
+            attempt + 1 < MAX_ATTEMPTS) {
+            log_warn("req %s: %s key %s: credentials refused; refreshing once", c->id, r->pv->name,
+                     r->t.key_hash);
+            refresh = refreshed = 1;
+            continue;
+        }
+        int64_t cool = backoff;
+        if (http == 429 || http == 503) {
+            long long secs;
+            if (ra[0] && util_parse_long(ra, 0, 86400, &secs) == 0)
+                cool = secs * 1000;
+            backoff = backoff * 2 > COOLDOWN_MAX_MS ? COOLDOWN_MAX_MS : backoff * 2;
+            if (!r->begun && attempt + 1 < MAX_ATTEMPTS &&
+                util_mono_ms() - t0 + cool <= cfg->max_queue_wait_s * 1000) {
+                if (wait_cooldown(r, cool, t0) < 0)
+                    return;
+                continue;
+            }
+        }
+        if (r->begun) {
+            finish_stream(r); /* committed while waiting: the failure is an SSE event */
+            return;
+        }
+        /* SPEC §11: a 429 always carries Retry-After, from the cooldown when upstream gave none */
+        if (http == 429 && !ra[0])
+            snprintf(ra, sizeof ra, "%lld", (long long)((cool + 999) / 1000));
+        reply_error(r, http, code, msg, NULL, ra[0] ? ra : NULL);
+        return;
+    }
+}
+
+static void generate(struct run *r)
 {
     const struct proxy_call *c = r->c;
     const struct config *cfg = c->cfg;
     char err[256] = "";
-    const struct gcp_keys *keys =
-        gcp_keys_get(cfg->gcp_credentials, cfg->gcp_credentials_file, err, sizeof err);
-    if (!keys) {
+    int nkeys = r->pv->keys(cfg, err, sizeof err);
+    if (nkeys < 0) {
         log_error("req %s: %s", c->id, err);
         reply_error(r, 500, "config_error",
-                    "the gateway's GCP credentials are unusable; see "
-                    "the server log",
-                    NULL, NULL);
+                    "the gateway's upstream credentials are unusable; see the server log", NULL,
+                    NULL);
         return;
     }
-    if (keys->n == 0) {
-        reply_error(r, 503, "no_keys", "no GCP credentials are configured", NULL, NULL);
+    if (nkeys == 0) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "no %s credentials are configured", r->pv->name);
+        reply_error(r, 503, "no_keys", msg, NULL, NULL);
         return;
     }
     r->client_model = str_field(c->body, "model");
-    if (!r->client_model ||
-        catalog_resolve(r->client_model, cfg->model_aliases, CATALOG_VERTEX, &r->model)) {
-        if (!r->client_model)
-            reply_error(r, 400, "invalid_request", "you must provide a model parameter", "model",
-                        NULL);
-        else
-            unknown_model(r, r->client_model);
+    if (!r->client_model) {
+        reply_error(r, 400, "invalid_request", "you must provide a model parameter", "model", NULL);
+        return;
+    }
+    if (catalog_resolve(r->client_model, cfg->model_aliases, r->pv->catalog, &r->model)) {
+        unknown_model(r, r->client_model);
         return;
     }
     if (!family_allowed(cfg, r->model.family)) {
@@ -598,121 +682,60 @@ static void generate_gcp(struct run *r)
         reply_error(r, 403, "model_not_allowed", msg, "model", NULL);
         return;
     }
-
     json_object *body = NULL;
     if (build_body(r, &body))
         return;
-    vertex_prepare(body, cfg->vertex_anthropic_version, r->stream);
+    json_object *betas =
+        c->beta && *c->beta ? anthropic_betas(c->beta, cfg->drop_anthropic_betas) : NULL;
+    char rrname[32];
+    int64_t pick = 0;
+    snprintf(rrname, sizeof rrname, "%s:rr", r->pv->name);
+    if (state_counter_add(c->st, rrname, 1, &pick))
+        pick = 0;
+    int rc = r->pv->prepare(&r->pstate, cfg, pick, &r->model, body, r->stream, betas, &r->t, err,
+                            sizeof err);
+    json_object_put(betas);
+    if (rc) {
+        reply_error(r, err_http(rc), rc == OAI_EBADREQ ? "invalid_request" : "internal_error",
+                    err[0] ? err : err_message(rc), rc == OAI_EBADREQ ? "model" : NULL, NULL);
+        json_object_put(body);
+        return;
+    }
     r->body = util_json_plain(body, &r->body_len);
-    if (c->beta && *c->beta) {
-        json_object *betas = anthropic_betas(c->beta, cfg->drop_anthropic_betas);
-        size_t k = 0;
-        for (size_t i = 0; i < json_object_array_length(betas) && k < sizeof r->beta - 80; i++)
-            k += (size_t)snprintf(r->beta + k, sizeof r->beta - k, "%s%s",
-                                  i ? "," : "anthropic-beta: ",
-                                  json_object_get_string(json_object_array_get_idx(betas, i)));
-        json_object_put(betas);
-    }
-
-    int64_t rr = 0;
-    if (state_counter_add(c->st, "gcp:rr", 1, &rr))
-        rr = 0;
-    r->key = &keys->v[(rr < 0 ? -rr : rr) % keys->n];
-    if (vertex_url(r->key->project, r->key->region, r->model.upstream_id, r->stream, r->url,
-                   sizeof r->url)) {
-        reply_error(r, 400, "invalid_request", "the model id cannot be used in a Vertex URL",
-                    "model", NULL);
-        json_object_put(body);
-        return;
-    }
     r->ch = calloc((size_t)r->n, sizeof *r->ch);
-    if (!r->ch) {
+    if (!r->ch)
         reply_error(r, 500, "internal_error", "out of memory", NULL, NULL);
-        json_object_put(body);
-        return;
-    }
-    struct transport_opts topts;
-    transport_opts_of(cfg, &topts);
-    struct xfer *xs[16];
-    int64_t t0 = util_mono_ms(), backoff = COOLDOWN_FIRST_MS;
-    int refresh = 0, refreshed = 0;
-    for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        int rc = gcp_token(r->key, c->st, &topts, refresh, r->token, sizeof r->token);
-        refresh = 0;
-        if (rc) {
-            int auth = rc == OAI_EAUTHUP;
-            const char *msg = auth ? "Google refused the gateway's service-account credentials"
-                                   : "could not obtain a Google access token";
-            if (r->begun)
-                event_error(r, 502, auth ? "upstream_auth_failed" : "upstream_error", msg);
-            else
-                reply_error(r, 502, auth ? "upstream_auth_failed" : "upstream_error", msg, NULL,
-                            NULL);
-            break;
-        }
-        snprintf(r->auth, sizeof r->auth, "Authorization: Bearer %s", r->token);
-        choices_reset(r);
-        for (int i = 0; i < r->n; i++)
-            xs[i] = &r->ch[i].x;
-        transport_run(xs, r->n, &topts, on_tick, r);
-        log_info("req %s: gcp key %s model %s attempt %d -> HTTP %ld after %lld ms", c->id,
-                 r->key->hash, r->model.upstream_id, attempt + 1, r->ch[0].x.status,
-                 (long long)(util_mono_ms() - t0));
-        if (r->gone)
-            break;
-        /* a choice that failed before any byte of it was sent decides what happens next */
-        struct choice *bad = NULL;
-        for (int i = 0; i < r->n && !bad; i++)
-            if (r->ch[i].x.status != 200 || r->ch[i].x.result)
-                bad = &r->ch[i];
-        if (r->begun && (!bad || !bad->x.status || bad->x.status == 200)) {
-            finish_stream(r);
-            break;
-        }
-        if (!bad) {
-            if (r->stream)
-                reply_error(r, 502, "upstream_truncated", "the upstream stream was empty", NULL,
-                            NULL);
-            else
-                finish_plain(r);
-            break;
-        }
-        long st = bad->x.status;
-        if (st == 401 && !refreshed && attempt + 1 < MAX_ATTEMPTS) {
-            log_warn("req %s: gcp key %s: token refused by Vertex; refreshing once", c->id,
-                     r->key->hash);
-            refresh = refreshed = 1;
-            continue;
-        }
-        int64_t cool = backoff;
-        if (st == 429 || st == 503 || st == 529) {
-            long long secs;
-            if (bad->x.retry_after[0] && util_parse_long(bad->x.retry_after, 0, 86400, &secs) == 0)
-                cool = secs * 1000;
-            backoff = backoff * 2 > COOLDOWN_MAX_MS ? COOLDOWN_MAX_MS : backoff * 2;
-            int64_t waited = util_mono_ms() - t0;
-            if (!r->begun && attempt + 1 < MAX_ATTEMPTS &&
-                waited + cool <= cfg->max_queue_wait_s * 1000) {
-                if (wait_cooldown(r, cool, t0) < 0)
-                    break;
-                continue;
-            }
-        }
-        if (r->begun) {
-            finish_stream(r); /* committed while waiting: the failure is an SSE event */
-            break;
-        }
-        const char *code;
-        char msg[768], ra[32];
-        int http = map_failure(r, bad, &code, msg, sizeof msg, ra, sizeof ra);
-        if (http == 429 && !bad->x.retry_after[0])
-            snprintf(ra, sizeof ra, "%lld", (long long)((cool + 999) / 1000));
-        reply_error(r, http, code, msg, NULL, ra[0] ? ra : NULL);
-        break;
-    }
-    memset(r->token, 0, sizeof r->token);
-    memset(r->auth, 0, sizeof r->auth);
+    else
+        attempts(r);
     json_object_put(body);
+}
+
+static const struct provider *provider_named(const char *name)
+{
+    if (strcmp(name, "gcp") == 0)
+        return &provider_gcp;
+    if (strcmp(name, "aws") == 0)
+        return &provider_aws;
+    return NULL;
+}
+
+/* The unified routes: the first provider in PROVIDER_ORDER that has keys. */
+static const struct provider *provider_unified(const struct config *cfg)
+{
+    const char *order = cfg->provider_order ? cfg->provider_order : "gcp,aws";
+    char err[256];
+    for (const char *p = order; *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        char name[16];
+        size_t len = strcspn(p, ", ");
+        snprintf(name, sizeof name, "%.*s", (int)(len < 15 ? len : 15), p);
+        p += len;
+        const struct provider *pv = provider_named(name);
+        if (pv && pv->keys(cfg, err, sizeof err) > 0)
+            return pv;
+    }
+    return &provider_gcp;
 }
 
 void proxy_generate(const struct proxy_call *c, const struct proxy_sink *s)
@@ -727,19 +750,20 @@ void proxy_generate(const struct proxy_call *c, const struct proxy_sink *s)
     r->api = c->api;
     r->created = util_now_ms() / 1000;
     snprintf(r->chunk_id, sizeof r->chunk_id, "chatcmpl-%s", c->id);
-    const char *prov = c->provider;
-    if (strcmp(prov, "unified") == 0)
-        prov = "gcp"; /* the only Claude provider so far */
-    if (strcmp(prov, "gcp") == 0) {
-        generate_gcp(r);
+    r->pv = strcmp(c->provider, "unified") == 0 ? provider_unified(c->cfg)
+                                                : provider_named(c->provider);
+    if (r->pv) {
+        generate(r);
     } else {
         char msg[128];
         snprintf(msg, sizeof msg,
                  "no usable key: this gateway has no %s credentials it can "
                  "call yet",
-                 prov);
+                 c->provider);
         reply_error(r, 503, "no_keys", msg, NULL, NULL);
     }
+    if (r->pv && r->pstate)
+        r->pv->release(r->pstate);
     choices_free(r);
     openai_request_free(&r->oreq);
     free(r);
@@ -749,18 +773,26 @@ json_object *proxy_models(const struct config *cfg, const char *provider)
 {
     json_object *list = json_object_new_object(), *data = json_object_new_array();
     json_object_object_add(list, "object", json_object_new_string("list"));
-    int gcp =
-        (strcmp(provider, "gcp") == 0 || strcmp(provider, "unified") == 0) && cfg->gcp_keys > 0;
-    for (size_t i = 0; gcp && i < catalog_count(); i++) {
-        const struct catalog_model *m = catalog_at(i);
-        if (m->flags & CAT_LEGACY)
+    const struct provider *all[] = {&provider_gcp, &provider_aws};
+    int unified = strcmp(provider, "unified") == 0;
+    char err[256];
+    int listed = 0;
+    for (unsigned p = 0; p < 2 && !listed; p++) {
+        if ((!unified && strcmp(provider, all[p]->name) != 0) ||
+            all[p]->keys(cfg, err, sizeof err) <= 0)
             continue;
-        json_object *e = json_object_new_object();
-        json_object_object_add(e, "id", json_object_new_string(m->api_id));
-        json_object_object_add(e, "object", json_object_new_string("model"));
-        json_object_object_add(e, "created", json_object_new_int64(m->created));
-        json_object_object_add(e, "owned_by", json_object_new_string("anthropic-vertex"));
-        json_object_array_add(data, e);
+        listed = 1; /* the same catalogue whichever provider serves it */
+        for (size_t i = 0; i < catalog_count(); i++) {
+            const struct catalog_model *m = catalog_at(i);
+            if (m->flags & CAT_LEGACY)
+                continue;
+            json_object *e = json_object_new_object();
+            json_object_object_add(e, "id", json_object_new_string(m->api_id));
+            json_object_object_add(e, "object", json_object_new_string("model"));
+            json_object_object_add(e, "created", json_object_new_int64(m->created));
+            json_object_object_add(e, "owned_by", json_object_new_string(all[p]->owned_by));
+            json_object_array_add(data, e);
+        }
     }
     json_object_object_add(list, "data", data);
     return list;

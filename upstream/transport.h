@@ -49,6 +49,7 @@ struct xfer {
     long status; /* HTTP status, 0 if none arrived */
     char content_type[128];
     char retry_after[32]; /* Retry-After header or "" */
+    char error_type[96];  /* x-amzn-ErrorType header (Bedrock) or "" */
     struct buf body_out;  /* when on_data is NULL; caller frees with xfer_free */
     int result;           /* 0, OAI_EUPSTREAM (network/TLS/timeout), OAI_EGONE (aborted) */
     char error[256];      /* libcurl's reason when result != 0 (no secrets) */

@@ -1,0 +1,161 @@
+#include "auth/aws.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+
+#define CACHE_MAX 16
+#define ENTRY_MAX 4096
+
+struct cached {
+    char *source;
+    struct aws_keys keys;
+};
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static struct cached cache[CACHE_MAX];
+static int ncached;
+
+static void keys_free(struct aws_keys *k)
+{
+    for (int i = 0; i < k->n; i++) {
+        struct aws_key *e = &k->v[i];
+        if (e->secret_key)
+            memset(e->secret_key, 0, strlen(e->secret_key));
+        free(e->access_key);
+        free(e->secret_key);
+        free(e->region);
+        free(e->session_token);
+    }
+    free(k->v);
+    k->v = NULL;
+    k->n = 0;
+}
+
+static int region_ok(const char *r)
+{
+    if (!*r)
+        return 0;
+    for (; *r; r++)
+        if (!((*r >= 'a' && *r <= 'z') || (*r >= '0' && *r <= '9') || *r == '-'))
+            return 0;
+    return 1;
+}
+
+/* Splits one trimmed entry "a:b:c[:d]" into k; 0 or -1. */
+static int parse_entry(const char *e, size_t len, struct aws_key *k)
+{
+    char buf[ENTRY_MAX];
+    if (len >= sizeof buf)
+        return -1;
+    memcpy(buf, e, len);
+    buf[len] = '\0';
+    char *f[4] = {NULL, NULL, NULL, NULL};
+    int n = 0;
+    char *p = buf;
+    while (n < 4) {
+        f[n++] = p;
+        char *c = strchr(p, ':');
+        if (!c)
+            break;
+        if (n == 4)
+            break; /* the session token may itself contain ':' */
+        *c = '\0';
+        p = c + 1;
+    }
+    int ok = (n == 3 || n == 4) && *f[0] && *f[1] && region_ok(f[2]) && (n == 3 || *f[3]);
+    if (ok) {
+        k->access_key = strdup(f[0]);
+        k->secret_key = strdup(f[1]);
+        k->region = strdup(f[2]);
+        k->session_token = strdup(n == 4 ? f[3] : "");
+        ok = k->access_key && k->secret_key && k->region && k->session_token;
+        if (ok)
+            log_hash(k->access_key, strlen(k->access_key), k->hash);
+    }
+    memset(buf, 0, sizeof buf);
+    return ok ? 0 : -1;
+}
+
+static int parse(const char *src, struct aws_keys *out, char *err, size_t errlen)
+{
+    int cap = 1;
+    for (const char *p = src; *p; p++)
+        cap += *p == ',';
+    out->v = calloc((size_t)cap, sizeof *out->v);
+    out->n = 0;
+    if (!out->v) {
+        snprintf(err, errlen, "AWS_CREDENTIALS: out of memory");
+        return -1;
+    }
+    int idx = 0;
+    for (const char *p = src; *p;) {
+        const char *end = p + strcspn(p, ",");
+        idx++;
+        const char *a = p, *b = end;
+        while (a < b && (*a == ' ' || *a == '\t' || *a == '\n' || *a == '\r'))
+            a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\n' || b[-1] == '\r'))
+            b--;
+        if (b > a) {
+            if (parse_entry(a, (size_t)(b - a), &out->v[out->n])) {
+                out->n++; /* so that keys_free releases what was copied */
+                snprintf(err, errlen,
+                         "AWS_CREDENTIALS entry %d must be "
+                         "accessKeyId:secretAccessKey:region[:sessionToken]",
+                         idx);
+                return -1;
+            }
+            out->n++;
+        }
+        p = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
+const struct aws_keys *aws_keys_get(const char *credentials, char *err, size_t errlen)
+{
+    static const struct aws_keys none = {NULL, 0};
+    const char *src = credentials ? credentials : "";
+    if (!*src)
+        return &none;
+    const struct aws_keys *found = NULL;
+    pthread_mutex_lock(&mu);
+    for (int i = 0; i < ncached && !found; i++)
+        if (strcmp(cache[i].source, src) == 0)
+            found = &cache[i].keys;
+    if (!found) {
+        struct aws_keys k = {NULL, 0};
+        if (ncached >= CACHE_MAX) {
+            snprintf(err, errlen, "AWS_CREDENTIALS: too many distinct values in one process");
+        } else if (parse(src, &k, err, errlen) == 0) {
+            cache[ncached].source = strdup(src);
+            if (cache[ncached].source) {
+                cache[ncached].keys = k;
+                found = &cache[ncached++].keys;
+            } else {
+                keys_free(&k);
+                snprintf(err, errlen, "AWS_CREDENTIALS: out of memory");
+            }
+        } else {
+            keys_free(&k);
+        }
+    }
+    pthread_mutex_unlock(&mu);
+    return found;
+}
+
+void aws_keys_cleanup(void)
+{
+    pthread_mutex_lock(&mu);
+    for (int i = 0; i < ncached; i++) {
+        memset(cache[i].source, 0, strlen(cache[i].source));
+        free(cache[i].source);
+        keys_free(&cache[i].keys);
+    }
+    ncached = 0;
+    pthread_mutex_unlock(&mu);
+}

@@ -1,0 +1,70 @@
+/*
+ * provider.h - the table a Claude platform fills to plug into upstream/proxy.c.
+ *
+ * The orchestrator owns everything the platforms share (model resolution, translation, the
+ * attempt loop, streaming to the client, usage); a provider knows only its keys, how to address
+ * and authenticate one request, how its stream is framed, and what its errors mean.
+ */
+#ifndef OAI_PROVIDER_H
+#define OAI_PROVIDER_H
+
+#include <json-c/json.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fcgi/config.h"
+#include "state/state.h"
+#include "translators/catalog.h"
+#include "translators/sseparse.h"
+#include "upstream/transport.h"
+
+#define PROVIDER_MAX_HEADERS 12
+
+/* Where and how one upstream request goes; filled by prepare and auth. */
+struct upstream_target {
+    char url[1024];
+    char model_id[256];                        /* the id that went upstream (for logs) */
+    char key_hash[13];                         /* the key, as logs name it */
+    const char *headers[PROVIDER_MAX_HEADERS]; /* NULL-ended; strings live in the state */
+};
+
+/* An error frame inside a 200 stream, already mapped to our status and code. */
+typedef int (*provider_error_fn)(void *ctx, int http, const char *code, const char *message);
+
+struct provider {
+    const char *name; /* "gcp", "aws" */
+    enum catalog_provider catalog;
+    const char *owned_by; /* for /models */
+    int refresh_on_401;   /* a 401 means a stale token: auth again with refresh set */
+
+    /* keys returns how many keys the settings hold, or -1 with a message (bad settings). */
+    int (*keys)(const struct config *cfg, char *err, size_t n);
+    /* prepare picks key number pick (mod the count), finishes the Messages body for the
+     * platform in place (betas: a borrowed array of anthropic-beta flags) and fills the
+     * target's URL and model id. *state is the provider's, released by release. Returns 0 or
+     * an OAI_E* code with a client message in err. */
+    int (*prepare)(void **state, const struct config *cfg, int64_t pick,
+                   const struct catalog_resolved *m, json_object *body, int stream,
+                   json_object *betas, struct upstream_target *t, char *err, size_t n);
+    /* auth fills the target's headers for one attempt over the serialised body. Returns 0,
+     * OAI_EAUTHUP (credentials refused) or OAI_EUPSTREAM / OAI_ESTATE. */
+    int (*auth)(void *state, const struct config *cfg, struct state *st,
+                const struct transport_opts *topts, const char *body, size_t len, int refresh,
+                struct upstream_target *t);
+    void (*release)(void *state);
+
+    /* A stream decoder per transfer: feed gets the 200 body's bytes and calls on_event for
+     * each Anthropic event (name = type, data = JSON) and on_error for error frames. */
+    void *(*stream_new)(sseparse_fn on_event, provider_error_fn on_error, void *ctx);
+    int (*stream_feed)(void *dec, const char *p, size_t n);
+    void (*stream_free)(void *dec);
+
+    /* map_error maps a non-200 answer (status, the x-amzn-ErrorType header or "") to our
+     * status and OpenAI error code. */
+    int (*map_error)(long status, const char *error_type, const char **code);
+};
+
+extern const struct provider provider_gcp;
+extern const struct provider provider_aws;
+
+#endif
