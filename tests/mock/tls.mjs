@@ -1,6 +1,7 @@
 // Throwaway TLS material for the mock upstreams, made at test time with the `openssl` CLI:
 // a CA (handed to the gateway as UPSTREAM_CA_BUNDLE) and one server certificate carrying every
-// hostname the mocks answer for as a subjectAltName. Nothing is committed, nothing outlives the run.
+// hostname the mocks answer for as a subjectAltName (GOOGLE_HOSTS for the Vertex mock, AWS_HOSTS for
+// the Bedrock mock). Nothing is committed, nothing outlives the run.
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -13,6 +14,16 @@ export const GOOGLE_HOSTS = [
   'aiplatform.us.rep.googleapis.com',
   'aiplatform.eu.rep.googleapis.com',
   '*.googleapis.com',
+];
+
+export const AWS_HOSTS = [
+  'bedrock-runtime.us-east-1.amazonaws.com',
+  'bedrock-runtime.us-west-2.amazonaws.com',
+  'bedrock-runtime.eu-west-1.amazonaws.com',
+  'bedrock-runtime.eu-central-1.amazonaws.com',
+  'bedrock-runtime.ap-northeast-1.amazonaws.com',
+  'bedrock-runtime.ap-southeast-2.amazonaws.com',
+  '*.amazonaws.com',
 ];
 
 function openssl(args, cwd) {
