@@ -93,17 +93,6 @@ static int unreserved(unsigned char c)
            c == '_' || c == '.' || c == '~';
 }
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static unsigned char lower(unsigned char c)
 {
     return (c >= 'A' && c <= 'Z') ? (unsigned char)(c - 'A' + 'a') : c;
@@ -270,8 +259,8 @@ static int add_reencoded(struct buf *b, const char *p, size_t n)
         if (c == '%') {
             if (n - i < 3)
                 return OAI_EBADREQ;
-            int hi = hexval((unsigned char)p[i + 1]);
-            int lo = hexval((unsigned char)p[i + 2]);
+            int hi = util_hexval((unsigned char)p[i + 1]);
+            int lo = util_hexval((unsigned char)p[i + 2]);
             if (hi < 0 || lo < 0)
                 return OAI_EBADREQ;
             c = (unsigned char)(hi << 4 | lo);

@@ -23,6 +23,9 @@ int64_t util_mono_ms(void);
 /* util_random_hex fills out with n random hex digits and a NUL (out holds n + 1 bytes). */
 void util_random_hex(char *out, size_t n);
 
+/* util_hexval is the value of one hex digit (either case), or -1. */
+int util_hexval(int c);
+
 /* util_parse_long parses a whole decimal string into [min, max]; 0 or OAI_EBADREQ. */
 __attribute__((warn_unused_result)) int util_parse_long(const char *s, long long min, long long max,
                                                         long long *out);

@@ -3,17 +3,7 @@
 #include <string.h>
 
 #include "common/err.h"
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include "common/util.h"
 
 int router_normalize(char *path, int decode)
 {
@@ -21,7 +11,7 @@ int router_normalize(char *path, int decode)
     for (const char *r = path; *r; r++) {
         char c = *r;
         if (decode && c == '%') {
-            int hi = hexval(r[1]), lo = hi < 0 ? -1 : hexval(r[2]);
+            int hi = util_hexval(r[1]), lo = hi < 0 ? -1 : util_hexval(r[2]);
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
                 return OAI_EBADREQ;
             c = (char)(hi * 16 + lo);

@@ -47,7 +47,7 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { EventStreamCodec } from '@smithy/eventstream-codec';
 import { toUtf8, fromUtf8 } from '@smithy/util-utf8';
-import { makeTls, AWS_HOSTS } from './tls.mjs';
+import { makeTls, AWS_HOSTS, listenLoopback, closeLoopback } from './tls.mjs';
 import {
   sleep, b64u, mark, findMarker, readBody, assemble, checkBody, evStart, cbStart, cbDelta, cbStop, evEnd,
   CLAUDE_SCENARIOS,
@@ -397,22 +397,11 @@ export class MockBedrock {
         try { if (!res.headersSent) sendAwsError(res, 500, 'InternalServerException', `mock failure: ${e && e.message}`); else res.destroy(); } catch { /* gone */ }
       });
     });
-    this.server.requestTimeout = 0;
-    this.server.keepAliveTimeout = 30000;
-    this.server.on('connection', (s) => { this.sockets.add(s); s.on('close', () => this.sockets.delete(s)); });
-    this.server.on('tlsClientError', () => {});
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(0, '127.0.0.1', () => {
-        this.port = this.server.address().port;
-        resolve(this);
-      });
-    });
+    return listenLoopback(this);
   }
 
   close() {
-    for (const s of this.sockets) s.destroy();
-    return new Promise((r) => (this.server ? this.server.close(() => r()) : r()));
+    return closeLoopback(this);
   }
 
   async handle(req, res) {

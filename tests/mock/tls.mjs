@@ -62,3 +62,29 @@ export async function makeTls(dir, hosts = GOOGLE_HOSTS) {
     ca: fs.readFileSync(p('ca.crt'), 'utf8'), cert: fs.readFileSync(p('server.crt'), 'utf8'), key: fs.readFileSync(p('server.key'), 'utf8'),
   };
 }
+
+/**
+ * Starts `owner.server` (an https.Server) on a free loopback port the way both mocks need it: no
+ * request timeout, idle keep-alive kept, every socket tracked in `owner.sockets` so that close()
+ * can end streams the gateway left open. Resolves to owner with `owner.port` set.
+ */
+export function listenLoopback(owner) {
+  owner.sockets = owner.sockets || new Set();
+  owner.server.requestTimeout = 0;
+  owner.server.keepAliveTimeout = 30000;
+  owner.server.on('connection', (s) => { owner.sockets.add(s); s.on('close', () => owner.sockets.delete(s)); });
+  owner.server.on('tlsClientError', () => {});
+  return new Promise((resolve, reject) => {
+    owner.server.once('error', reject);
+    owner.server.listen(0, '127.0.0.1', () => {
+      owner.port = owner.server.address().port;
+      resolve(owner);
+    });
+  });
+}
+
+/** Destroys every tracked socket and closes the server. */
+export function closeLoopback(owner) {
+  for (const s of owner.sockets || []) s.destroy();
+  return new Promise((r) => (owner.server ? owner.server.close(() => r()) : r()));
+}

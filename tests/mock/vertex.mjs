@@ -31,7 +31,7 @@
 import crypto from 'node:crypto';
 import https from 'node:https';
 import zlib from 'node:zlib';
-import { makeTls, GOOGLE_HOSTS } from './tls.mjs';
+import { makeTls, GOOGLE_HOSTS, listenLoopback, closeLoopback } from './tls.mjs';
 import {
   sleep, rand, b64u, mark, findMarker, readBody, assemble, checkBody, bigDelta, bigText, BIG_DELTAS, BIG_DELTA_LEN,
   CLAUDE_SCENARIOS,
@@ -200,22 +200,11 @@ export class MockGoogle {
         try { if (!res.headersSent) sendJson(res, 500, anthropicError('api_error', `mock failure: ${e && e.message}`)); else res.destroy(); } catch { /* gone */ }
       });
     });
-    this.server.requestTimeout = 0;
-    this.server.keepAliveTimeout = 30000;
-    this.server.on('connection', (s) => { this.sockets.add(s); s.on('close', () => this.sockets.delete(s)); });
-    this.server.on('tlsClientError', () => {});
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(0, '127.0.0.1', () => {
-        this.port = this.server.address().port;
-        resolve(this);
-      });
-    });
+    return listenLoopback(this);
   }
 
   close() {
-    for (const s of this.sockets) s.destroy();
-    return new Promise((r) => (this.server ? this.server.close(() => r()) : r()));
+    return closeLoopback(this);
   }
 
   async handle(req, res) {
