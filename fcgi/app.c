@@ -13,6 +13,7 @@
 #include "fcgi/sse.h"
 #include "fcgi/status.h"
 #include "auth/aws.h"
+#include "auth/azure.h"
 #include "auth/gcp.h"
 #include "translators/apierr.h"
 #include "translators/testmsg.h"
@@ -41,7 +42,8 @@ int app_init(struct app *app, int cgi, config_report_fn report, void *rctx)
     /* Decode the service-account keys now, so that a bad key is a start-up error. */
     char err[256];
     if (!gcp_keys_get(app->cfg.gcp_credentials, app->cfg.gcp_credentials_file, err, sizeof err) ||
-        !aws_keys_get(app->cfg.aws_credentials, err, sizeof err)) {
+        !aws_keys_get(app->cfg.aws_credentials, err, sizeof err) ||
+        !azure_deployments_get(app->cfg.azure_credentials, err, sizeof err)) {
         report(rctx, err);
         return 1;
     }
@@ -53,6 +55,7 @@ void app_free(struct app *app)
 {
     gcp_keys_cleanup();
     aws_keys_cleanup();
+    azure_deployments_cleanup();
     for (int i = 0; i < APP_STORES; i++)
         state_close(app->stores[i]);
     pthread_mutex_destroy(&app->mu);
@@ -204,7 +207,12 @@ static void handle_metrics(struct ctx *c)
 
 static void handle_models(struct ctx *c)
 {
-    json_object *list = proxy_models(c->cfg, router_provider_name(c->rq.route.provider));
+    struct state *st = store(c->app, c->cfg->state_path);
+    if (!st) {
+        send_error(c, OAI_ESTATE);
+        return;
+    }
+    json_object *list = proxy_models(c->cfg, st, router_provider_name(c->rq.route.provider));
     resp_json(&c->resp, 200, list);
     json_object_put(list);
 }

@@ -36,6 +36,14 @@ struct provider {
     enum catalog_provider catalog;
     const char *owned_by; /* for /models */
     int refresh_on_401;   /* a 401 means a stale token: auth again with refresh set */
+    int openai_native;    /* the upstream speaks OpenAI chat: bodies and chunks pass through
+                             the provider's own normaliser, not the Claude core */
+
+    /* resolve maps a client model to an upstream target instead of the Claude catalogue (NULL:
+     * the catalogue); it may ask the upstream (a probe) and remember answers in st. 0, or -1
+     * when nothing serves the model. */
+    int (*resolve)(const struct config *cfg, struct state *st, const struct transport_opts *t,
+                   const char *model, struct catalog_resolved *out);
 
     /* keys returns how many keys the settings hold, or -1 with a message (bad settings). */
     int (*keys)(const struct config *cfg, char *err, size_t n);
@@ -54,17 +62,30 @@ struct provider {
     void (*release)(void *state);
 
     /* A stream decoder per transfer: feed gets the 200 body's bytes and calls on_event for
-     * each Anthropic event (name = type, data = JSON) and on_error for error frames. */
+     * each Anthropic event (name = type, data = JSON) and on_error for error frames. An
+     * openai_native decoder calls on_event(NULL, chunk) for each chunk to forward and
+     * on_event("done", "", 0) at the upstream's [DONE]. */
     void *(*stream_new)(sseparse_fn on_event, provider_error_fn on_error, void *ctx);
     int (*stream_feed)(void *dec, const char *p, size_t n);
     void (*stream_free)(void *dec);
 
-    /* map_error maps a non-200 answer (status, the x-amzn-ErrorType header or "") to our
-     * status and OpenAI error code. */
-    int (*map_error)(long status, const char *error_type, const char **code);
+    /* usage_estimate (openai_native, may be NULL): a new usage object when the stream carried
+     * none although the client asked for one, else NULL. */
+    json_object *(*usage_estimate)(void *dec, json_object *client_body);
+
+    /* map_error maps a non-200 answer (status, the x-amzn-ErrorType header or "", the body) to
+     * our status and OpenAI error code. */
+    int (*map_error)(long status, const char *error_type, const char *body, size_t len,
+                     const char **code);
 };
 
 extern const struct provider provider_gcp;
 extern const struct provider provider_aws;
+extern const struct provider provider_azure;
+
+/* provider_azure_models appends the Azure deployments' models (or their names while unknown)
+ * to a /models data array, without duplicates. */
+void provider_azure_models(const struct config *cfg, struct state *st, json_object *data);
+extern const struct provider provider_azure;
 
 #endif

@@ -111,8 +111,10 @@ static void aws_stream_free(void *dec)
     free(dec);
 }
 
-static int aws_map_error(long status, const char *error_type, const char **code)
+static int aws_map_error(long status, const char *error_type, const char *body, size_t len,
+                         const char **code)
 {
+    (void)body, (void)len;
     return bedrock_error(error_type, status, code);
 }
 

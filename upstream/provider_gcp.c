@@ -111,9 +111,10 @@ static void gcp_stream_free(void *dec)
     free(d);
 }
 
-static int gcp_map_error(long status, const char *error_type, const char **code)
+static int gcp_map_error(long status, const char *error_type, const char *body, size_t len,
+                         const char **code)
 {
-    (void)error_type;
+    (void)error_type, (void)body, (void)len;
     switch (status) {
     case 400:
     case 422:

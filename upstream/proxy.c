@@ -131,7 +131,8 @@ static int choice_failure(struct run *r, struct choice *ch, const char **code, c
                             sizeof upstream);
     snprintf(msg, n, "upstream (%s) HTTP %ld%s%s: %s", r->pv->name, x->status,
              x->error_type[0] ? " " : "", x->error_type, upstream);
-    int http = r->pv->map_error(x->status, x->error_type, code);
+    int http = r->pv->map_error(x->status, x->error_type, ch->body.data ? ch->body.data : "",
+                                ch->body.len, code);
     if (http == 429)
         snprintf(retry_after, ra, "%s", x->retry_after);
     return http;
@@ -162,6 +163,33 @@ static void take_usage(json_object *u, struct anthropic_usage *out)
         out->cache_read = json_object_get_int64(v);
     if (json_object_object_get_ex(u, "cache_creation_input_tokens", &v))
         out->cache_write = json_object_get_int64(v);
+}
+
+/* Usage fields of an OpenAI usage object (OpenAI-native upstreams). */
+static void take_openai_usage(json_object *u, struct anthropic_usage *out)
+{
+    json_object *v;
+    if (json_object_object_get_ex(u, "prompt_tokens", &v))
+        out->input = json_object_get_int64(v);
+    if (json_object_object_get_ex(u, "completion_tokens", &v))
+        out->output = json_object_get_int64(v);
+}
+
+/* OpenAI-native upstreams (Azure): the provider's normaliser decided what to forward; chunks go
+ * out unchanged, a usage chunk is noted, "done" ends the choice. */
+static int openai_native_event(struct choice *ch, const char *name, const char *data, size_t len)
+{
+    if (name && strcmp(name, "done") == 0) {
+        ch->done = 1;
+        return 0;
+    }
+    if (len > 9 && memmem(data, len, "\"usage\":{", 9)) {
+        json_object *o = NULL, *u;
+        if (util_parse_json(data, len, &o) == 0 && json_object_object_get_ex(o, "usage", &u))
+            take_openai_usage(u, &ch->usage);
+        json_object_put(o);
+    }
+    return emit_chunk(ch->run, data, len);
 }
 
 /* Native (Anthropic) clients: events pass through unchanged; usage and the end are noted. */
@@ -197,6 +225,8 @@ static int on_event(void *ctx, const char *name, const char *data, size_t len)
     struct choice *ch = ctx;
     if (ch->done)
         return 0; /* nothing after the final event (or after an error) */
+    if (ch->run->pv->openai_native)
+        return openai_native_event(ch, name, data, len);
     if (ch->run->api == PROXY_ANTHROPIC)
         return native_event(ch, name, data, len);
     int rc = anthropic_stream_event(ch->as, name, data, len);
@@ -323,7 +353,7 @@ static int choices_reset(struct run *r)
             if (!ch->dec)
                 return OAI_ENOMEM;
         }
-        if (r->api == PROXY_OPENAI && r->stream) {
+        if (r->api == PROXY_OPENAI && r->stream && !r->pv->openai_native) {
             struct anthropic_opts o;
             answer_opts(r, i, &o);
             ch->as = anthropic_stream_new(&o, emit_chunk, r);
@@ -388,9 +418,14 @@ static void finish_plain(struct run *r)
                         NULL);
             return;
         }
-        if (r->api == PROXY_ANTHROPIC) { /* passthrough: the upstream bytes unchanged */
-            if (json_object_object_get_ex(msg, "usage", &u))
-                take_usage(u, &sum);
+        if (r->api == PROXY_ANTHROPIC || r->pv->openai_native) {
+            /* passthrough: the upstream bytes unchanged */
+            if (json_object_object_get_ex(msg, "usage", &u)) {
+                if (r->pv->openai_native)
+                    take_openai_usage(u, &sum);
+                else
+                    take_usage(u, &sum);
+            }
             json_object_put(msg);
             if (r->s->reply(r->s->ctx, 200, text, ch->body.len, NULL) < 0)
                 r->gone = 1;
@@ -440,7 +475,7 @@ static void finish_stream(struct run *r)
             int http = choice_failure(r, ch, &code, msg, sizeof msg, ra, sizeof ra);
             if (http)
                 event_error(r, http, code, msg);
-            else if (r->api == PROXY_OPENAI && ensure_begun(r) == 0)
+            else if (r->api == PROXY_OPENAI && !r->pv->openai_native && ensure_begun(r) == 0)
                 anthropic_stream_end(ch->as); /* emits the truncation error */
             else
                 event_error(r, 502, "upstream_truncated",
@@ -456,7 +491,17 @@ static void finish_stream(struct run *r)
         sum.cache_write += u.cache_write;
         ok += !ch->failed;
     }
-    if (!r->gone && r->api == PROXY_OPENAI) {
+    json_object *estimate = NULL;
+    if (!r->gone && r->pv->openai_native && r->oreq.include_usage && r->pv->usage_estimate &&
+        r->n > 0 && r->ch[0].dec)
+        estimate = r->pv->usage_estimate(r->ch[0].dec, r->c->body);
+    if (!r->gone && r->api == PROXY_OPENAI && (!r->pv->openai_native || estimate)) {
+        if (estimate) {
+            /* the api-version could not send usage: our estimate instead (SPEC §11) */
+            sum.input = sum.output = sum.cache_read = sum.cache_write = 0;
+            take_openai_usage(estimate, &sum);
+            json_object_put(estimate);
+        }
         if (r->oreq.include_usage) {
             json_object *c = json_object_new_object();
             json_object_object_add(c, "id", json_object_new_string(r->chunk_id));
@@ -470,8 +515,9 @@ static void finish_stream(struct run *r)
             emit_chunk(r, s, len);
             json_object_put(c);
         }
-        emit_chunk(r, "[DONE]", 6);
     }
+    if (!r->gone && r->api == PROXY_OPENAI)
+        emit_chunk(r, "[DONE]", 6);
     count_usage(r, &sum, ok);
 }
 
@@ -489,6 +535,23 @@ static const char *str_field(json_object *o, const char *k)
 static void unknown_model(struct run *r, const char *model)
 {
     char msg[1536];
+    if (r->pv->openai_native) {
+        json_object *data = json_object_new_array();
+        provider_azure_models(r->c->cfg, r->c->st, data);
+        size_t k = (size_t)snprintf(msg, sizeof msg,
+                                    "The model `%.100s` is served by no configured Azure "
+                                    "deployment (a deployment matches by name, by model, or by "
+                                    "model without its date). Available:",
+                                    model ? model : "");
+        for (size_t i = 0; i < json_object_array_length(data) && k < sizeof msg - 80; i++) {
+            json_object *id = json_object_object_get(json_object_array_get_idx(data, i), "id");
+            k += (size_t)snprintf(msg + k, sizeof msg - k, "%s %s", i ? "," : "",
+                                  json_object_get_string(id));
+        }
+        json_object_put(data);
+        reply_error(r, 404, "model_not_found", msg, "model", NULL);
+        return;
+    }
     size_t k = (size_t)snprintf(msg, sizeof msg,
                                 "The model `%.100s` does not exist or is not available here. "
                                 "Available models:",
@@ -526,6 +589,21 @@ static int build_body(struct run *r, json_object **out)
 {
     const struct config *cfg = r->c->cfg;
     char msg[512], param[128];
+    if (r->pv->openai_native) {
+        /* the body is already OpenAI chat: the provider edits a copy */
+        json_object *so, *iu, *v;
+        if (json_object_deep_copy(r->c->body, out, NULL) != 0) {
+            reply_error(r, 500, "internal_error", "out of memory", NULL, NULL);
+            return -1;
+        }
+        r->n = 1; /* n passes through: the upstream answers every choice itself */
+        r->stream = json_object_object_get_ex(*out, "stream", &v) && json_object_get_boolean(v);
+        r->oreq.stream = r->stream;
+        r->oreq.include_usage =
+            r->stream && json_object_object_get_ex(*out, "stream_options", &so) &&
+            json_object_object_get_ex(so, "include_usage", &iu) && json_object_get_boolean(iu);
+        return 0;
+    }
     if (r->api == PROXY_OPENAI) {
         struct openai_opts o = {
             .default_max_tokens = cfg->default_max_tokens,
@@ -671,7 +749,12 @@ static void generate(struct run *r)
         reply_error(r, 400, "invalid_request", "you must provide a model parameter", "model", NULL);
         return;
     }
-    if (catalog_resolve(r->client_model, cfg->model_aliases, r->pv->catalog, &r->model)) {
+    struct transport_opts topts;
+    transport_opts_of(cfg, &topts);
+    int unknown = r->pv->resolve ? r->pv->resolve(cfg, c->st, &topts, r->client_model, &r->model)
+                                 : catalog_resolve(r->client_model, cfg->model_aliases,
+                                                   r->pv->catalog, &r->model);
+    if (unknown) {
         unknown_model(r, r->client_model);
         return;
     }
@@ -716,14 +799,22 @@ static const struct provider *provider_named(const char *name)
         return &provider_gcp;
     if (strcmp(name, "aws") == 0)
         return &provider_aws;
+    if (strcmp(name, "azure") == 0)
+        return &provider_azure;
     return NULL;
 }
 
-/* The unified routes: the first provider in PROVIDER_ORDER that has keys. */
-static const struct provider *provider_unified(const struct config *cfg)
+/* The unified routes: a Claude model goes to the first provider in PROVIDER_ORDER that has keys;
+ * any other model to Azure when Azure has deployments. */
+static const struct provider *provider_unified(const struct config *cfg, json_object *body)
 {
     const char *order = cfg->provider_order ? cfg->provider_order : "gcp,aws";
     char err[256];
+    struct catalog_resolved m;
+    const char *model = str_field(body, "model");
+    if (model && catalog_resolve(model, cfg->model_aliases, CATALOG_VERTEX, &m) != 0 &&
+        provider_azure.keys(cfg, err, sizeof err) > 0)
+        return &provider_azure;
     for (const char *p = order; *p;) {
         while (*p == ' ' || *p == ',')
             p++;
@@ -750,7 +841,7 @@ void proxy_generate(const struct proxy_call *c, const struct proxy_sink *s)
     r->api = c->api;
     r->created = util_now_ms() / 1000;
     snprintf(r->chunk_id, sizeof r->chunk_id, "chatcmpl-%s", c->id);
-    r->pv = strcmp(c->provider, "unified") == 0 ? provider_unified(c->cfg)
+    r->pv = strcmp(c->provider, "unified") == 0 ? provider_unified(c->cfg, c->body)
                                                 : provider_named(c->provider);
     if (r->pv) {
         generate(r);
@@ -769,7 +860,7 @@ void proxy_generate(const struct proxy_call *c, const struct proxy_sink *s)
     free(r);
 }
 
-json_object *proxy_models(const struct config *cfg, const char *provider)
+json_object *proxy_models(const struct config *cfg, struct state *st, const char *provider)
 {
     json_object *list = json_object_new_object(), *data = json_object_new_array();
     json_object_object_add(list, "object", json_object_new_string("list"));
@@ -794,6 +885,9 @@ json_object *proxy_models(const struct config *cfg, const char *provider)
             json_object_array_add(data, e);
         }
     }
+    char e2[256];
+    if ((unified || strcmp(provider, "azure") == 0) && provider_azure.keys(cfg, e2, sizeof e2) > 0)
+        provider_azure_models(cfg, st, data);
     json_object_object_add(list, "data", data);
     return list;
 }

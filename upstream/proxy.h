@@ -47,6 +47,6 @@ void proxy_generate(const struct proxy_call *c, const struct proxy_sink *s);
 
 /* proxy_models returns a new OpenAI model list of what the configured keys of provider can
  * serve ("unified": every provider). */
-json_object *proxy_models(const struct config *cfg, const char *provider);
+json_object *proxy_models(const struct config *cfg, struct state *st, const char *provider);
 
 #endif

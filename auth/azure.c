@@ -1,0 +1,137 @@
+#include "auth/azure.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+
+#define CACHE_MAX 16
+#define ENTRY_MAX 1024
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    char *source;
+    struct azure_deployments d;
+} cache[CACHE_MAX];
+static int ncached;
+
+static void deployments_free(struct azure_deployments *d)
+{
+    for (int i = 0; i < d->n; i++) {
+        if (d->v[i].api_key)
+            memset(d->v[i].api_key, 0, strlen(d->v[i].api_key));
+        free(d->v[i].resource);
+        free(d->v[i].deployment);
+        free(d->v[i].api_key);
+    }
+    free(d->v);
+    d->v = NULL;
+    d->n = 0;
+}
+
+/* Resource and deployment names go into a host name and a URL path: letters, digits, '-', '_',
+ * '.'. */
+static int name_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > 128)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+static int parse_entry(const char *e, size_t len, struct azure_deployment *d)
+{
+    const char *c1 = memchr(e, ':', len);
+    const char *c2 = c1 ? memchr(c1 + 1, ':', len - (size_t)(c1 + 1 - e)) : NULL;
+    if (!c1 || !c2 || !name_ok(e, (size_t)(c1 - e)) || !name_ok(c1 + 1, (size_t)(c2 - c1 - 1)) ||
+        c2 + 1 >= e + len)
+        return -1;
+    d->resource = strndup(e, (size_t)(c1 - e));
+    d->deployment = strndup(c1 + 1, (size_t)(c2 - c1 - 1));
+    d->api_key = strndup(c2 + 1, len - (size_t)(c2 + 1 - e));
+    if (!d->resource || !d->deployment || !d->api_key)
+        return -1;
+    char id[300];
+    snprintf(id, sizeof id, "%s/%s", d->resource, d->deployment);
+    log_hash(id, strlen(id), d->hash);
+    return 0;
+}
+
+static int parse(const char *src, struct azure_deployments *out, char *err, size_t errlen)
+{
+    int cap = 1;
+    for (const char *p = src; *p; p++)
+        cap += *p == ',';
+    out->v = calloc((size_t)cap, sizeof *out->v);
+    if (!out->v)
+        return -1;
+    int idx = 0;
+    for (const char *p = src; *p;) {
+        const char *end = p + strcspn(p, ",");
+        const char *a = p, *b = end;
+        idx++;
+        while (a < b && (*a == ' ' || *a == '\t' || *a == '\n'))
+            a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\n' || b[-1] == '\r'))
+            b--;
+        if (b > a) {
+            int rc =
+                (size_t)(b - a) < ENTRY_MAX ? parse_entry(a, (size_t)(b - a), &out->v[out->n]) : -1;
+            out->n++;
+            if (rc) {
+                snprintf(err, errlen,
+                         "AZURE_CREDENTIALS entry %d must be resourceName:deploymentId:apiKey",
+                         idx);
+                return -1;
+            }
+        }
+        p = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
+const struct azure_deployments *azure_deployments_get(const char *credentials, char *err,
+                                                      size_t errlen)
+{
+    static const struct azure_deployments none = {NULL, 0};
+    const char *src = credentials ? credentials : "";
+    if (!*src)
+        return &none;
+    const struct azure_deployments *found = NULL;
+    pthread_mutex_lock(&mu);
+    for (int i = 0; i < ncached && !found; i++)
+        if (strcmp(cache[i].source, src) == 0)
+            found = &cache[i].d;
+    if (!found && ncached < CACHE_MAX) {
+        struct azure_deployments d = {NULL, 0};
+        if (parse(src, &d, err, errlen) == 0 && (cache[ncached].source = strdup(src))) {
+            cache[ncached].d = d;
+            found = &cache[ncached++].d;
+        } else {
+            deployments_free(&d);
+        }
+    } else if (!found) {
+        snprintf(err, errlen, "AZURE_CREDENTIALS: too many distinct values in one process");
+    }
+    pthread_mutex_unlock(&mu);
+    return found;
+}
+
+void azure_deployments_cleanup(void)
+{
+    pthread_mutex_lock(&mu);
+    for (int i = 0; i < ncached; i++) {
+        memset(cache[i].source, 0, strlen(cache[i].source));
+        free(cache[i].source);
+        deployments_free(&cache[i].d);
+    }
+    ncached = 0;
+    pthread_mutex_unlock(&mu);
+}
