@@ -154,6 +154,7 @@ static void handle_info(struct ctx *c, int html_allowed)
         send_error(c, rc);
         return;
     }
+    proxy_status(c->cfg, st, info);
     if (html_allowed && status_prefers_html(request_param(&c->rq, "HTTP_ACCEPT"))) {
         struct buf page;
         buf_init(&page, 4L * 1024 * 1024);

@@ -86,6 +86,10 @@ extern const struct provider provider_azure;
 /* provider_azure_models appends the Azure deployments' models (or their names while unknown)
  * to a /models data array, without duplicates. */
 void provider_azure_models(const struct config *cfg, struct state *st, json_object *data);
+
+/* provider_azure_status adds the info page's per-family Azure blocks to info ("azure-gpt4o":
+ * usage and deployment count; "azure-unknown": deployments whose model is not learned yet). */
+void provider_azure_status(const struct config *cfg, struct state *st, json_object *info);
 extern const struct provider provider_azure;
 
 #endif

@@ -279,3 +279,44 @@ void provider_azure_models(const struct config *cfg, struct state *st, json_obje
         json_object_array_add(data, e);
     }
 }
+
+void provider_azure_status(const struct config *cfg, struct state *st, json_object *info)
+{
+    char err[256];
+    const struct azure_deployments *ds =
+        azure_deployments_get(cfg->azure_credentials, err, sizeof err);
+    int unknown = 0;
+    for (int i = 0; ds && i < ds->n; i++) {
+        char m[128], fam[64], counter[96], pretty[48];
+        learned(st, &ds->v[i], m, sizeof m);
+        if (!m[0]) {
+            unknown++;
+            continue;
+        }
+        azure_family(m, fam, sizeof fam);
+        json_object *b, *v;
+        if (json_object_object_get_ex(info, fam, &b)) {
+            if (json_object_object_get_ex(b, "activeKeys", &v))
+                json_object_object_add(b, "activeKeys",
+                                       json_object_new_int(json_object_get_int(v) + 1));
+            continue;
+        }
+        int64_t tokens = 0;
+        snprintf(counter, sizeof counter, STATE_TOKENS ":%s", fam);
+        if (state_counter_get(st, counter, &tokens))
+            tokens = 0;
+        snprintf(pretty, sizeof pretty, "%lld tokens", (long long)tokens);
+        b = json_object_new_object();
+        json_object_object_add(b, "usage", json_object_new_string(pretty));
+        json_object_object_add(b, "activeKeys", json_object_new_int(1));
+        json_object_object_add(b, "revokedKeys", json_object_new_int(0));
+        json_object_object_add(b, "proomptersInQueue", json_object_new_int(0));
+        json_object_object_add(b, "estimatedQueueTime", json_object_new_string("no wait"));
+        json_object_object_add(info, fam, b);
+    }
+    if (unknown) {
+        json_object *b = json_object_new_object();
+        json_object_object_add(b, "activeKeys", json_object_new_int(unknown));
+        json_object_object_add(info, "azure-unknown", b);
+    }
+}

@@ -891,3 +891,9 @@ json_object *proxy_models(const struct config *cfg, struct state *st, const char
     json_object_object_add(list, "data", data);
     return list;
 }
+
+void proxy_status(const struct config *cfg, struct state *st, json_object *info)
+{
+    if (cfg->azure_keys > 0)
+        provider_azure_status(cfg, st, info);
+}

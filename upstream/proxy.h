@@ -49,4 +49,7 @@ void proxy_generate(const struct proxy_call *c, const struct proxy_sink *s);
  * serve ("unified": every provider). */
 json_object *proxy_models(const struct config *cfg, struct state *st, const char *provider);
 
+/* proxy_status adds what the upstream layer knows to the info object (Azure family blocks). */
+void proxy_status(const struct config *cfg, struct state *st, json_object *info);
+
 #endif

@@ -1,7 +1,8 @@
 // Throwaway TLS material for the mock upstreams, made at test time with the `openssl` CLI:
 // a CA (handed to the gateway as UPSTREAM_CA_BUNDLE) and one server certificate carrying every
 // hostname the mocks answer for as a subjectAltName (GOOGLE_HOSTS for the Vertex mock, AWS_HOSTS for
-// the Bedrock mock). Nothing is committed, nothing outlives the run.
+// the Bedrock mock, AZURE_HOSTS for the Azure OpenAI mock). Nothing is committed, nothing outlives
+// the run.
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -24,6 +25,14 @@ export const AWS_HOSTS = [
   'bedrock-runtime.ap-northeast-1.amazonaws.com',
   'bedrock-runtime.ap-southeast-2.amazonaws.com',
   '*.amazonaws.com',
+];
+
+// Azure OpenAI resources are <resource>.openai.azure.com; the tests use res1 and res2 (and any
+// other name the wildcard covers).
+export const AZURE_HOSTS = [
+  'res1.openai.azure.com',
+  'res2.openai.azure.com',
+  '*.openai.azure.com',
 ];
 
 function openssl(args, cwd) {
