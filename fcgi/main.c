@@ -7,6 +7,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcgiapp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 #include "revision.h"
 #include "fcgi/app.h"
 #include "fcgi/server.h"
+#include "upstream/proxy.h"
 #include "upstream/transport.h"
 
 extern char **environ;
@@ -128,11 +130,23 @@ static int listen_spec_ok(const char *spec)
     return 1;
 }
 
+static void *startup_check(void *p)
+{
+    struct app *app = p;
+    proxy_startup_check(&app->cfg, app->stores[0]);
+    util_thread_done();
+    return NULL;
+}
+
 static int run_fastcgi(struct app *app, int fd)
 {
+    pthread_t checker;
+    int checking = pthread_create(&checker, NULL, startup_check, app) == 0;
     int rc = server_run(fd, handle_fcgx, app);
     if (rc == 1)
         _exit(0); /* requests still running: do not free what they use */
+    if (checking)
+        pthread_join(checker, NULL); /* bounded by its transfer timeout */
     app_free(app);
     return rc < 0 ? 1 : 0;
 }

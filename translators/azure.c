@@ -94,13 +94,13 @@ void azure_family(const char *model, char *out, size_t n)
 int azure_model_matches(const char *client, const char *deployment, const char *model_of)
 {
     if (strcmp(client, deployment) == 0)
-        return 1;
+        return 3;
     if (!model_of || !*model_of)
         return 0;
     if (strcmp(client, model_of) == 0)
-        return 1;
+        return 2;
     size_t n = undated(model_of);
-    return strlen(client) == n && strncmp(client, model_of, n) == 0;
+    return strlen(client) == n && strncmp(client, model_of, n) == 0 ? 1 : 0;
 }
 
 int azure_error(long status, const char *body, size_t len, const char **code)
@@ -152,27 +152,44 @@ int azure_stream_chunk(struct azure_stream *s, const char *data, size_t len)
         json_object_put(o);
         return OAI_EBADJSON;
     }
-    int keep = 1;
+    int keep = 0;
+    json_object *id;
+    int has_usage = json_object_object_get_ex(o, "usage", &usage) &&
+                    json_object_is_type(usage, json_type_object);
+    int blank_id = json_object_object_get_ex(o, "id", &id) && json_object_get_string_len(id) == 0;
     if (!json_object_object_get_ex(o, "choices", &choices) ||
         !json_object_is_type(choices, json_type_array) || json_object_array_length(choices) == 0) {
-        /* the prompt-filter chunk, async filter results: dropped; the usage chunk: kept */
-        keep = json_object_object_get_ex(o, "usage", &usage) &&
-               json_object_is_type(usage, json_type_object);
+        keep = has_usage; /* the usage chunk stays; the prompt-filter chunk goes */
         s->usage_seen |= keep;
-    } else {
+    } else if (!blank_id && !s->finished) {
         for (size_t i = 0; i < json_object_array_length(choices); i++) {
-            json_object *d, *v;
-            if (json_object_object_get_ex(json_object_array_get_idx(choices, i), "delta", &d) &&
+            json_object *c = json_object_array_get_idx(choices, i), *d, *v, *fr;
+            int finish = json_object_object_get_ex(c, "finish_reason", &fr) && fr;
+            int delta = json_object_object_get_ex(c, "delta", &d) &&
+                        json_object_is_type(d, json_type_object) &&
+                        json_object_object_length(d) > 0;
+            keep |= delta || finish;
+            s->finished |= finish;
+            if (delta &&
                 ((json_object_object_get_ex(d, "content", &v) && json_object_get_string_len(v)) ||
                  json_object_object_get_ex(d, "tool_calls", NULL)))
                 s->deltas++;
         }
     }
+    if (keep && !s->id[0]) {
+        json_object *v;
+        if (json_object_object_get_ex(o, "id", &v))
+            snprintf(s->id, sizeof s->id, "%s", json_object_get_string(v));
+        if (json_object_object_get_ex(o, "created", &v))
+            s->created = json_object_get_int64(v);
+        if (json_object_object_get_ex(o, "model", &v))
+            snprintf(s->model, sizeof s->model, "%s", json_object_get_string(v));
+    }
     json_object_put(o);
     return keep;
 }
 
-json_object *azure_usage_estimate(const struct azure_stream *s, json_object *client_body)
+json_object *azure_usage_chunk(const struct azure_stream *s, json_object *client_body)
 {
     long long chars = 0;
     json_object *msgs;
@@ -191,5 +208,12 @@ json_object *azure_usage_estimate(const struct azure_stream *s, json_object *cli
     json_object_object_add(u, "prompt_tokens", json_object_new_int64(prompt));
     json_object_object_add(u, "completion_tokens", json_object_new_int64(completion));
     json_object_object_add(u, "total_tokens", json_object_new_int64(prompt + completion));
-    return u;
+    json_object *c = json_object_new_object();
+    json_object_object_add(c, "id", json_object_new_string(s->id));
+    json_object_object_add(c, "object", json_object_new_string("chat.completion.chunk"));
+    json_object_object_add(c, "created", json_object_new_int64(s->created));
+    json_object_object_add(c, "model", json_object_new_string(s->model));
+    json_object_object_add(c, "choices", json_object_new_array());
+    json_object_object_add(c, "usage", u);
+    return c;
 }

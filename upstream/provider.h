@@ -69,8 +69,8 @@ struct provider {
     int (*stream_feed)(void *dec, const char *p, size_t n);
     void (*stream_free)(void *dec);
 
-    /* usage_estimate (openai_native, may be NULL): a new usage object when the stream carried
-     * none although the client asked for one, else NULL. */
+    /* usage_estimate (openai_native, may be NULL): a new final usage chunk (choices: [] and
+     * usage) when the stream carried none although the client asked for one, else NULL. */
     json_object *(*usage_estimate)(void *dec, json_object *client_body);
 
     /* map_error maps a non-200 answer (status, the x-amzn-ErrorType header or "", the body) to
@@ -86,6 +86,10 @@ extern const struct provider provider_azure;
 /* provider_azure_models appends the Azure deployments' models (or their names while unknown)
  * to a /models data array, without duplicates. */
 void provider_azure_models(const struct config *cfg, struct state *st, json_object *data);
+
+/* provider_azure_probe asks every deployment whose model is not known yet (max_tokens 1). */
+void provider_azure_probe(const struct config *cfg, struct state *st,
+                          const struct transport_opts *t);
 
 /* provider_azure_status adds the info page's per-family Azure blocks to info ("azure-gpt4o":
  * usage and deployment count; "azure-unknown": deployments whose model is not learned yet). */

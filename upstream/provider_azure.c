@@ -98,15 +98,20 @@ static void probe(const struct config *cfg, struct state *st, const struct trans
     }
 }
 
+/* The deployment that names model best (by name, then model, then undated model), or -1. */
 static int find(struct state *st, const struct azure_deployments *ds, const char *model)
 {
+    int best = -1, level = 0;
     for (int i = 0; i < ds->n; i++) {
         char m[128];
         learned(st, &ds->v[i], m, sizeof m);
-        if (azure_model_matches(model, ds->v[i].deployment, m))
-            return i;
+        int l = azure_model_matches(model, ds->v[i].deployment, m);
+        if (l > level) {
+            level = l;
+            best = i;
+        }
     }
-    return -1;
+    return best;
 }
 
 static int az_resolve(const struct config *cfg, struct state *st, const struct transport_opts *t,
@@ -226,7 +231,7 @@ static void az_stream_free(void *dec)
 static json_object *az_usage_estimate(void *dec, json_object *client_body)
 {
     struct az_dec *d = dec;
-    return d->st.usage_seen ? NULL : azure_usage_estimate(&d->st, client_body);
+    return d->st.usage_seen ? NULL : azure_usage_chunk(&d->st, client_body);
 }
 
 static int az_map_error(long status, const char *error_type, const char *body, size_t len,
@@ -319,4 +324,14 @@ void provider_azure_status(const struct config *cfg, struct state *st, json_obje
         json_object_object_add(b, "activeKeys", json_object_new_int(unknown));
         json_object_object_add(info, "azure-unknown", b);
     }
+}
+
+void provider_azure_probe(const struct config *cfg, struct state *st,
+                          const struct transport_opts *t)
+{
+    char err[256];
+    const struct azure_deployments *ds =
+        azure_deployments_get(cfg->azure_credentials, err, sizeof err);
+    if (ds && ds->n)
+        probe(cfg, st, t, ds);
 }

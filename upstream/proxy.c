@@ -129,12 +129,15 @@ static int choice_failure(struct run *r, struct choice *ch, const char **code, c
     char upstream[512];
     anthropic_error_message(ch->body.data ? ch->body.data : "", ch->body.len, x->status, upstream,
                             sizeof upstream);
-    snprintf(msg, n, "upstream (%s) HTTP %ld%s%s: %s", r->pv->name, x->status,
-             x->error_type[0] ? " " : "", x->error_type, upstream);
+    snprintf(msg, n, "upstream (%s, %.120s) HTTP %ld%s%.80s: %.400s", r->pv->name, r->t.model_id,
+             x->status, x->error_type[0] ? " " : "", x->error_type, upstream);
     int http = r->pv->map_error(x->status, x->error_type, ch->body.data ? ch->body.data : "",
                                 ch->body.len, code);
-    if (http == 429)
+    long long ms;
+    if (http == 429 && x->retry_after[0])
         snprintf(retry_after, ra, "%s", x->retry_after);
+    else if (http == 429 && util_parse_long(x->retry_after_ms, 0, 86400000, &ms) == 0)
+        snprintf(retry_after, ra, "%lld", (ms + 999) / 1000); /* whole seconds, rounded up */
     return http;
 }
 
@@ -495,13 +498,17 @@ static void finish_stream(struct run *r)
     if (!r->gone && r->pv->openai_native && r->oreq.include_usage && r->pv->usage_estimate &&
         r->n > 0 && r->ch[0].dec)
         estimate = r->pv->usage_estimate(r->ch[0].dec, r->c->body);
-    if (!r->gone && r->api == PROXY_OPENAI && (!r->pv->openai_native || estimate)) {
-        if (estimate) {
-            /* the api-version could not send usage: our estimate instead (SPEC §11) */
-            sum.input = sum.output = sum.cache_read = sum.cache_write = 0;
-            take_openai_usage(estimate, &sum);
-            json_object_put(estimate);
-        }
+    if (estimate) {
+        /* the api-version could not send usage: our estimate instead (SPEC §11) */
+        json_object *u;
+        if (json_object_object_get_ex(estimate, "usage", &u))
+            take_openai_usage(u, &sum);
+        size_t len;
+        const char *s = util_json_plain(estimate, &len);
+        emit_chunk(r, s, len);
+        json_object_put(estimate);
+    }
+    if (!r->gone && r->api == PROXY_OPENAI && !r->pv->openai_native) {
         if (r->oreq.include_usage) {
             json_object *c = json_object_new_object();
             json_object_object_add(c, "id", json_object_new_string(r->chunk_id));
@@ -896,4 +903,21 @@ void proxy_status(const struct config *cfg, struct state *st, json_object *info)
 {
     if (cfg->azure_keys > 0)
         provider_azure_status(cfg, st, info);
+}
+
+void proxy_startup_check(const struct config *cfg, struct state *st)
+{
+    if (cfg->azure_keys <= 0)
+        return;
+    char owner[48];
+    int held = 0;
+    snprintf(owner, sizeof owner, "pid %d", (int)getpid());
+    /* every process of a pool starts at once: one of them asks */
+    if (state_lease_acquire(st, "azure:probe", owner, 60000, &held) || !held)
+        return;
+    struct transport_opts t;
+    transport_opts_of(cfg, &t);
+    if (t.timeout_s > 30)
+        t.timeout_s = 30;
+    provider_azure_probe(cfg, st, &t);
 }

@@ -49,6 +49,10 @@ void proxy_generate(const struct proxy_call *c, const struct proxy_sink *s);
  * serve ("unified": every provider). */
 json_object *proxy_models(const struct config *cfg, struct state *st, const char *provider);
 
+/* proxy_startup_check runs the start-up checks that ask upstreams (Azure deployments' models);
+ * one process at a time through a lease. Blocking: run it off the request threads. */
+void proxy_startup_check(const struct config *cfg, struct state *st);
+
 /* proxy_status adds what the upstream layer knows to the info object (Azure family blocks). */
 void proxy_status(const struct config *cfg, struct state *st, json_object *info);
 

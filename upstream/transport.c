@@ -48,10 +48,11 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud)
 {
     struct xfer *x = ud;
     size_t len = size * n;
-    const char *names[] = {"content-type:", "retry-after:", "x-amzn-errortype:"};
-    char *dst[] = {x->content_type, x->retry_after, x->error_type};
-    size_t cap[] = {sizeof x->content_type, sizeof x->retry_after, sizeof x->error_type};
-    for (int i = 0; i < 3; i++) {
+    const char *names[] = {"content-type:", "retry-after:", "x-amzn-errortype:", "retry-after-ms:"};
+    char *dst[] = {x->content_type, x->retry_after, x->error_type, x->retry_after_ms};
+    size_t cap[] = {sizeof x->content_type, sizeof x->retry_after, sizeof x->error_type,
+                    sizeof x->retry_after_ms};
+    for (int i = 0; i < 4; i++) {
         size_t k = strlen(names[i]);
         if (len > k && strncasecmp(line, names[i], k) == 0) {
             const char *v = line + k;

@@ -48,11 +48,12 @@ struct xfer {
     /* response, filled by transport_run */
     long status; /* HTTP status, 0 if none arrived */
     char content_type[128];
-    char retry_after[32]; /* Retry-After header or "" */
-    char error_type[96];  /* x-amzn-ErrorType header (Bedrock) or "" */
-    struct buf body_out;  /* when on_data is NULL; caller frees with xfer_free */
-    int result;           /* 0, OAI_EUPSTREAM (network/TLS/timeout), OAI_EGONE (aborted) */
-    char error[256];      /* libcurl's reason when result != 0 (no secrets) */
+    char retry_after[32];    /* Retry-After header or "" */
+    char error_type[96];     /* x-amzn-ErrorType header (Bedrock) or "" */
+    char retry_after_ms[24]; /* retry-after-ms header (Azure) or "" */
+    struct buf body_out;     /* when on_data is NULL; caller frees with xfer_free */
+    int result;              /* 0, OAI_EUPSTREAM (network/TLS/timeout), OAI_EGONE (aborted) */
+    char error[256];         /* libcurl's reason when result != 0 (no secrets) */
 
     void *easy_; /* private */
 };

@@ -1,10 +1,12 @@
-// Helpers shared by the provider integration tests (tests/integration/vertex*.mjs, bedrock*.mjs):
-// the gateway under lighttpd pointed at the mock upstreams (Google: tests/mock/vertex.mjs; AWS:
-// tests/mock/bedrock.mjs), clients for both APIs, stream summaries, and the per-provider
-// descriptors the shared scenario list (tests/lib/scenarios.mjs) runs against.
+// Helpers shared by the provider integration tests (tests/integration/vertex*.mjs, bedrock*.mjs,
+// azure*.mjs): the gateway under lighttpd pointed at the mock upstreams (Google: tests/mock/vertex.mjs;
+// AWS: tests/mock/bedrock.mjs; Azure OpenAI: tests/mock/azure.mjs), clients for both APIs, stream
+// summaries, and the per-provider descriptors the shared scenario list (tests/lib/scenarios.mjs)
+// runs against.
 import { match, ok, equal, onCleanup } from '../lib/tap.mjs';
 import { startLighttpd, fetchText, sseItems, tmpDir } from '../lib/harness.mjs';
 import { vertexSetup } from './vertex.mjs';
+import { azureSetup } from './azure.mjs';
 
 export const GCP = '/proxy/gcp/claude/v1';
 export const MODEL = 'claude-sonnet-4-5';
@@ -22,6 +24,11 @@ export const AWS_REGION = 'us-east-1';
 export const BEDROCK_HOST = 'bedrock-runtime.us-east-1.amazonaws.com';
 /** The Bedrock id the gateway should send for MODEL with a us-* key (inference profile). */
 export const BEDROCK_MODEL = 'us.anthropic.claude-sonnet-4-5-20250929-v1:0';
+
+export const AZ = '/proxy/azure/openai/v1';
+export const AZ_ROOT = '/proxy/azure/openai';
+/** An `api-key` header a client may send to the gateway (Azure SDK habit); it must never reach Azure. */
+export const AZURE_CLIENT_KEY = 'sk-client-azure-api-key-never-forwarded';
 
 let OpenAI = null;
 let importError = null;
@@ -62,6 +69,13 @@ export async function setupBedrock(opts = {}) {
   return B;
 }
 
+/** TLS material, one key per resource and the Azure OpenAI mock (azureSetup options); closed at the end of the run. */
+export async function setupAzure(opts = {}) {
+  const Z = await azureSetup({ dir: tmpDir('az-tls-'), ...opts });
+  onCleanup(() => Z.mock.close());
+  return Z;
+}
+
 /** lighttpd + gateway with the mock's environment (credentials, connect-to, CA) plus `env`. */
 export function startGateway(G, env = {}, opts = {}) {
   return startLighttpd({ ...opts, env: { ...G.env, LOG_LEVEL: 'debug', ...env } });
@@ -75,6 +89,11 @@ export function anthropicClient(L, base = '/proxy/aws/claude', opts = {}) {
 /** The official client on `base` (no retries; never reads OPENAI_* from the environment). */
 export function client(L, base = GCP, opts = {}) {
   return new OpenAI({ baseURL: L.url + base, apiKey: 'sk-client-never-forwarded', organization: null, project: null, maxRetries: 0, timeout: 30000, ...opts });
+}
+
+/** The official client on the Azure route, also sending an `api-key` header of its own (never forwarded). */
+export function azureClient(L, base = AZ, opts = {}) {
+  return client(L, base, { defaultHeaders: { 'api-key': AZURE_CLIENT_KEY }, ...opts });
 }
 
 /** Iterate an SDK stream, stamping each chunk: [{t, chunk}]. */

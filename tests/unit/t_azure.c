@@ -49,10 +49,10 @@ static void test_versions(void)
 
 static void test_matching(void)
 {
-    ok(azure_model_matches("gpt4o-prod", "gpt4o-prod", NULL), "by deployment name");
-    ok(azure_model_matches("gpt-4o-2024-11-20", "prod", "gpt-4o-2024-11-20"), "by model");
-    ok(azure_model_matches("gpt-4o-mini", "mini", "gpt-4o-mini-2024-07-18"),
-       "by model without its date");
+    is_int(azure_model_matches("gpt4o-prod", "gpt4o-prod", NULL), 3, "by deployment name: best");
+    is_int(azure_model_matches("gpt-4o-2024-11-20", "prod", "gpt-4o-2024-11-20"), 2, "by model");
+    is_int(azure_model_matches("gpt-4o-mini", "mini", "gpt-4o-mini-2024-07-18"), 1,
+           "by model without its date: weakest");
     ok(!azure_model_matches("gpt-4o", "mini", "gpt-4o-mini-2024-07-18"), "not by a prefix");
     ok(!azure_model_matches("gpt-4o", "prod", NULL), "an unknown model matches by name only");
     char fam[64];
@@ -81,7 +81,8 @@ static void test_errors(void)
 
 static void test_stream(void)
 {
-    struct azure_stream s = {0, 0, 0};
+    struct azure_stream s;
+    memset(&s, 0, sizeof s);
     static const char filter[] = "{\"choices\":[],\"created\":0,\"id\":\"\",\"model\":\"\","
                                  "\"object\":\"\",\"prompt_filter_results\":[]}";
     static const char role[] = "{\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"role\":"
@@ -90,6 +91,12 @@ static void test_stream(void)
                                "\"Hi\"}}]}";
     static const char async_filter[] =
         "{\"id\":\"c1\",\"choices\":[],\"content_filter_results\":{}}";
+    static const char annotation[] = "{\"id\":\"\",\"choices\":[{\"index\":0,\"content_filter_"
+                                     "offsets\":{}}]}";
+    static const char finish[] = "{\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{},"
+                                 "\"finish_reason\":\"stop\"}]}";
+    static const char late[] = "{\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{},"
+                               "\"content_filter_results\":{}}]}";
     static const char usage[] = "{\"id\":\"c1\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,"
                                 "\"completion_tokens\":1,\"total_tokens\":4}}";
     is_int(azure_stream_chunk(&s, filter, sizeof filter - 1), 0, "the prompt-filter chunk drops");
@@ -97,19 +104,31 @@ static void test_stream(void)
     is_int(azure_stream_chunk(&s, text, sizeof text - 1), 1, "content passes");
     is_int(azure_stream_chunk(&s, async_filter, sizeof async_filter - 1), 0,
            "an async filter chunk drops");
+    is_int(azure_stream_chunk(&s, annotation, sizeof annotation - 1), 0,
+           "an annotation chunk (empty id, no delta) drops");
+    is_int(azure_stream_chunk(&s, finish, sizeof finish - 1), 1, "the finish chunk passes");
+    is_int(azure_stream_chunk(&s, late, sizeof late - 1), 0, "nothing passes after the finish");
     is_int(s.deltas, 1, "one content delta counted");
+    is_str(s.id, "c1", "the stream's id is remembered");
     is_int(s.usage_seen, 0, "no usage yet");
     is_int(azure_stream_chunk(&s, usage, sizeof usage - 1), 1, "the include_usage chunk passes");
     is_int(s.usage_seen, 1, "usage noted");
     is_int(azure_stream_chunk(&s, "[DONE]", 6), 2, "[DONE] is reported, not forwarded");
     is_int(azure_stream_chunk(&s, "{oops", 5), OAI_EBADJSON, "garbage is an error");
 
-    struct azure_stream e = {0, 0, 7};
+    struct azure_stream e;
+    memset(&e, 0, sizeof e);
+    e.deltas = 7;
+    snprintf(e.id, sizeof e.id, "chatcmpl-az");
+    e.created = 1700000000;
+    snprintf(e.model, sizeof e.model, "gpt-4o-2024-11-20");
     json_object *body = parse("{\"messages\":[{\"role\":\"user\",\"content\":\"12345678\"}]}");
-    json_object *u = azure_usage_estimate(&e, body);
+    json_object *u = azure_usage_chunk(&e, body);
     is_str(util_json_plain(u, NULL),
-           "{\"prompt_tokens\":2,\"completion_tokens\":7,\"total_tokens\":9}",
-           "estimate: prompt = chars / 4, completion = deltas");
+           "{\"id\":\"chatcmpl-az\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,"
+           "\"model\":\"gpt-4o-2024-11-20\",\"choices\":[],\"usage\":{\"prompt_tokens\":2,"
+           "\"completion_tokens\":7,\"total_tokens\":9}}",
+           "estimate: the stream's id, prompt = chars / 4, completion = deltas");
     json_object_put(u);
     json_object_put(body);
 }
