@@ -79,3 +79,38 @@ json_object *apierr_body(enum api api, int http, const char *code, const char *m
     json_object_object_add(root, "error", err);
     return root;
 }
+
+int apierr_upstream(long status, const char **code)
+{
+    switch (status) {
+    case 400:
+    case 422:
+        *code = "invalid_request";
+        return 400;
+    case 401:
+        *code = "upstream_auth_failed";
+        return 502;
+    case 403:
+        *code = "model_access_denied";
+        return 403;
+    case 404:
+        *code = "model_not_found";
+        return 404;
+    case 408:
+        *code = "timeout";
+        return 504;
+    case 413:
+        *code = "request_too_large";
+        return 413;
+    case 429:
+        *code = "rate_limit_exceeded";
+        return 429;
+    case 503:
+    case 529:
+        *code = "server_is_overloaded";
+        return 503;
+    default:
+        *code = "upstream_error";
+        return 502;
+    }
+}

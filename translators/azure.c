@@ -6,6 +6,7 @@
 
 #include "common/err.h"
 #include "common/util.h"
+#include "translators/apierr.h"
 
 int azure_new_fields(const char *v)
 {
@@ -115,30 +116,11 @@ int azure_error(long status, const char *body, size_t len, const char **code)
         *code = filtered ? "content_filter" : "invalid_request";
         return 400;
     }
-    switch (status) {
-    case 401:
-    case 403:
+    if (status == 403) { /* Azure's 403 is a key without access: ours to fix */
         *code = "upstream_auth_failed";
         return 502;
-    case 404:
-        *code = "model_not_found";
-        return 404;
-    case 408:
-        *code = "timeout";
-        return 504;
-    case 413:
-        *code = "request_too_large";
-        return 413;
-    case 429:
-        *code = "rate_limit_exceeded";
-        return 429;
-    case 503:
-        *code = "server_is_overloaded";
-        return 503;
-    default:
-        *code = "upstream_error";
-        return status >= 400 && status < 500 ? (int)status : 502;
     }
+    return apierr_upstream(status, code);
 }
 
 int azure_stream_chunk(struct azure_stream *s, const char *data, size_t len)

@@ -8,6 +8,7 @@
 
 #include "common/err.h"
 #include "common/util.h"
+#include "translators/apierr.h"
 
 #define MAX_CHUNK (4L * 1024 * 1024) /* one decoded chunk; Bedrock's are <= 1,000,000 bytes */
 
@@ -104,27 +105,11 @@ int bedrock_error(const char *name, long http_status, const char **code)
             return map[i].http;
         }
     }
-    switch (http_status) {
-    case 400:
-        *code = "invalid_request";
-        return 400;
-    case 401:
-    case 403:
+    if (http_status == 401 || http_status == 403) { /* auth-layer refusals name no error */
         *code = "upstream_auth_failed";
         return 502;
-    case 404:
-        *code = "model_not_found";
-        return 404;
-    case 429:
-        *code = "rate_limit_exceeded";
-        return 429;
-    case 503:
-        *code = "server_is_overloaded";
-        return 503;
-    default:
-        *code = "upstream_error";
-        return 502;
     }
+    return apierr_upstream(http_status, code);
 }
 
 void bedrock_stream_init(struct bedrock_stream *s, sseparse_fn on_event,

@@ -5,6 +5,7 @@
 
 #include "auth/gcp.h"
 #include "common/err.h"
+#include "translators/apierr.h"
 #include "translators/vertex.h"
 #include "upstream/provider.h"
 
@@ -115,37 +116,7 @@ static int gcp_map_error(long status, const char *error_type, const char *body, 
                          const char **code)
 {
     (void)error_type, (void)body, (void)len;
-    switch (status) {
-    case 400:
-    case 422:
-        *code = "invalid_request";
-        return 400;
-    case 401:
-        *code = "upstream_auth_failed";
-        return 502;
-    case 403:
-        *code = "model_access_denied";
-        return 403;
-    case 404:
-        *code = "model_not_found";
-        return 404;
-    case 408:
-        *code = "timeout";
-        return 504;
-    case 413:
-        *code = "request_too_large";
-        return 413;
-    case 429:
-        *code = "rate_limit_exceeded";
-        return 429;
-    case 503:
-    case 529:
-        *code = "server_is_overloaded";
-        return 503;
-    default:
-        *code = "upstream_error";
-        return 502;
-    }
+    return apierr_upstream(status, code);
 }
 
 const struct provider provider_gcp = {

@@ -185,6 +185,14 @@ test('non-stream text: Azure\'s answer passed through, the upstream request', as
   noViolations(P, m);
 });
 
+test('the route without /v1 serves the same', async () => {
+  const m = mark('text', 'nov1');
+  const r = await azureClient(P.L, AZ_ROOT).chat.completions.create({ model: 'mini', messages: user(`Hi there ${m}`) });
+  equal(r.choices[0].message.content, HELLO, 'answered');
+  checkUpstream(seen(m), 'mini');
+  noViolations(P, m);
+});
+
 test('stream text: role chunk first, no empty-choice chunk, one id, content, one finish, [DONE] last', async () => {
   const m = mark('text', 'st');
   const s = await postStream(chatUrl(), { model: 'gpt4o-prod', stream: true, messages: user(`Say hello ${m}`) });
@@ -484,6 +492,13 @@ test('/status counts the Azure keys and the generations', async () => {
   ok(j && Number.isInteger(j.proompts) && j.proompts > 0, 'proompts > 0', j && j.proompts);
   ok(j && typeof j.tookens === 'string' && j.tookens !== '0', 'tookens above "0"', j && j.tookens);
   match(j && j.endpoints && j.endpoints.azure, /\/proxy\/azure\/openai$/, 'endpoints.azure');
+  const blocks = Object.keys(j || {}).filter((k) => /^azure-/.test(k));
+  diag(`family blocks: ${blocks.map((b) => `${b} ${JSON.stringify(j[b])}`).join('; ')}`);
+  const fam = (j && j['azure-gpt4o']) || {};
+  equal(fam.activeKeys, 2, 'azure-gpt4o: 2 active keys (gpt4o-prod and gpt-4o, models learned)');
+  ok(typeof fam.usage === 'string' && !/^0\b/.test(fam.usage), 'azure-gpt4o: usage above 0', fam.usage);
+  equal(blocks.reduce((a, b) => a + ((j[b] && j[b].activeKeys) || 0), 0), 3, 'the azure-* blocks count 3 active keys in all');
+  ok(!('azure-unknown' in j) || !j['azure-unknown'].activeKeys, 'no deployment left in azure-unknown after the probes', j && j['azure-unknown']);
 });
 
 test('the gateway log (LOG_LEVEL=debug) holds no key, no client credential, no prompt or completion text', () => {
