@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/util.h"
 
 #define CACHE_MAX 16
 #define ENTRY_MAX 4096
@@ -91,17 +92,11 @@ static int parse(const char *src, struct aws_keys *out, char *err, size_t errlen
         snprintf(err, errlen, "AWS_CREDENTIALS: out of memory");
         return -1;
     }
-    int idx = 0;
-    for (const char *p = src; *p;) {
-        const char *end = p + strcspn(p, ",");
-        idx++;
-        const char *a = p, *b = end;
-        while (a < b && (*a == ' ' || *a == '\t' || *a == '\n' || *a == '\r'))
-            a++;
-        while (b > a && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\n' || b[-1] == '\r'))
-            b--;
-        if (b > a) {
-            if (parse_entry(a, (size_t)(b - a), &out->v[out->n])) {
+    const char *e;
+    size_t len;
+    for (int idx = 1; util_list_next(&src, &e, &len); idx++) {
+        if (len) {
+            if (parse_entry(e, len, &out->v[out->n])) {
                 out->n++; /* so that keys_free releases what was copied */
                 snprintf(err, errlen,
                          "AWS_CREDENTIALS entry %d must be "
@@ -111,7 +106,6 @@ static int parse(const char *src, struct aws_keys *out, char *err, size_t errlen
             }
             out->n++;
         }
-        p = *end ? end + 1 : end;
     }
     return 0;
 }

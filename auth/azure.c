@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/util.h"
 
 #define CACHE_MAX 16
 #define ENTRY_MAX 1024
@@ -72,18 +73,11 @@ static int parse(const char *src, struct azure_deployments *out, char *err, size
     out->v = calloc((size_t)cap, sizeof *out->v);
     if (!out->v)
         return -1;
-    int idx = 0;
-    for (const char *p = src; *p;) {
-        const char *end = p + strcspn(p, ",");
-        const char *a = p, *b = end;
-        idx++;
-        while (a < b && (*a == ' ' || *a == '\t' || *a == '\n'))
-            a++;
-        while (b > a && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\n' || b[-1] == '\r'))
-            b--;
-        if (b > a) {
-            int rc =
-                (size_t)(b - a) < ENTRY_MAX ? parse_entry(a, (size_t)(b - a), &out->v[out->n]) : -1;
+    const char *e;
+    size_t len;
+    for (int idx = 1; util_list_next(&src, &e, &len); idx++) {
+        if (len) {
+            int rc = len < ENTRY_MAX ? parse_entry(e, len, &out->v[out->n]) : -1;
             out->n++;
             if (rc) {
                 snprintf(err, errlen,
@@ -92,7 +86,6 @@ static int parse(const char *src, struct azure_deployments *out, char *err, size
                 return -1;
             }
         }
-        p = *end ? end + 1 : end;
     }
     return 0;
 }

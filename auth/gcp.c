@@ -590,23 +590,15 @@ static int parse_list(const char *list, struct gcp_keys *ks,
                       int (*parse_one)(const char *, size_t, int, struct gcp_key *, char *, size_t),
                       char *err, size_t errlen)
 {
-    int i = 0;
-    const char *s = list;
-    while (*s) {
-        size_t n = strcspn(s, ",");
-        const char *e = s;
-        size_t en = n;
-        i++;
-        trim(&e, &en);
+    const char *e;
+    size_t en;
+    for (int i = 1; util_list_next(&list, &e, &en); i++) {
         if (en) {
             int rc = parse_one(e, en, i, &ks->v[ks->n], err, errlen);
             if (rc)
                 return rc;
             ks->n++;
         }
-        s += n;
-        if (*s == ',')
-            s++;
     }
     return 0;
 }

@@ -47,6 +47,37 @@ void util_random_hex(char *out, size_t n)
     out[n] = '\0';
 }
 
+static int blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+int util_list_next(const char **cursor, const char **item, size_t *len)
+{
+    const char *p = *cursor;
+    if (!p)
+        return 0;
+    const char *end = p + strcspn(p, ","), *b = end;
+    while (p < b && blank(*p))
+        p++;
+    while (b > p && blank(b[-1]))
+        b--;
+    *item = p;
+    *len = (size_t)(b - p);
+    *cursor = *end ? end + 1 : NULL;
+    return 1;
+}
+
+int util_list_has(const char *list, const char *s, size_t n)
+{
+    const char *e;
+    size_t len;
+    while (util_list_next(&list, &e, &len))
+        if (len == n && memcmp(e, s, n) == 0)
+            return 1;
+    return 0;
+}
+
 int util_hexval(int c)
 {
     if (c >= '0' && c <= '9')

@@ -26,6 +26,14 @@ void util_random_hex(char *out, size_t n);
 /* util_hexval is the value of one hex digit (either case), or -1. */
 int util_hexval(int c);
 
+/* util_list_next walks a comma-separated list: from *cursor (NULL: the list is over) it stores
+ * the next entry, trimmed of white space, in *item and *len (an empty entry gives len 0) and
+ * moves *cursor past it. Returns 1 for an entry, 0 at the end. */
+int util_list_next(const char **cursor, const char **item, size_t *len);
+
+/* util_list_has says whether the comma-separated list (may be NULL) holds the entry s[0..n). */
+int util_list_has(const char *list, const char *s, size_t n);
+
 /* util_parse_long parses a whole decimal string into [min, max]; 0 or OAI_EBADREQ. */
 __attribute__((warn_unused_result)) int util_parse_long(const char *s, long long min, long long max,
                                                         long long *out);

@@ -49,28 +49,17 @@ static const char *const errstyle_names[] = {"standard", "completion", NULL};
 static int each_entry(const char *v, char *why, size_t n,
                       int (*fn)(const char *e, size_t len, int idx, char *why, size_t n))
 {
-    int idx = 1;
-    const char *p = v;
-    for (;;) {
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        while (len && isspace((unsigned char)*p)) {
-            p++;
-            len--;
-        }
-        while (len && isspace((unsigned char)p[len - 1]))
-            len--;
+    const char *e;
+    size_t len;
+    for (int idx = 1; util_list_next(&v, &e, &len); idx++) {
         if (len == 0) {
             snprintf(why, n, "entry %d is empty", idx);
             return 1;
         }
-        if (fn && fn(p, len, idx, why, n))
+        if (fn && fn(e, len, idx, why, n))
             return 1;
-        if (!end)
-            return 0;
-        p = end + 1;
-        idx++;
     }
+    return 0;
 }
 
 static int count_fields(const char *e, size_t len, int *empty)

@@ -165,31 +165,6 @@ void anthropic_normalize(json_object *body, int model_flags, long long max_outpu
 
 /* ---- anthropic-beta ---- */
 
-static void trim(const char **s, size_t *n)
-{
-    while (*n > 0 && (**s == ' ' || **s == '\t')) {
-        (*s)++;
-        (*n)--;
-    }
-    while (*n > 0 && ((*s)[*n - 1] == ' ' || (*s)[*n - 1] == '\t'))
-        (*n)--;
-}
-
-/* in_list: is s[0..n) one of the comma-separated (trimmed) entries of list? */
-static int in_list(const char *list, const char *s, size_t n)
-{
-    while (list && *list) {
-        const char *comma = strchr(list, ',');
-        const char *e = list;
-        size_t len = comma ? (size_t)(comma - list) : strlen(list);
-        trim(&e, &len);
-        if (len == n && memcmp(e, s, n) == 0)
-            return 1;
-        list = comma ? comma + 1 : NULL;
-    }
-    return 0;
-}
-
 /* anthropic_betas: see anthropic.h. Entries are trimmed of spaces and tabs, compared exactly
  * with the (trimmed) drop entries, and each sent once. NULL only on allocation failure. */
 json_object *anthropic_betas(const char *header, const char *drop)
@@ -197,13 +172,10 @@ json_object *anthropic_betas(const char *header, const char *drop)
     json_object *out = json_object_new_array();
     if (!out)
         return NULL;
-    for (const char *p = header; p && *p;) {
-        const char *comma = strchr(p, ',');
-        const char *e = p;
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        p = comma ? comma + 1 : NULL;
-        trim(&e, &len);
-        if (len == 0 || in_list(drop, e, len))
+    const char *e;
+    size_t len;
+    while (util_list_next(&header, &e, &len)) {
+        if (len == 0 || util_list_has(drop, e, len))
             continue;
         int dup = 0;
         for (size_t k = 0; k < json_object_array_length(out) && !dup; k++) {

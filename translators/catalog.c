@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/util.h"
+
 #define NOTP CAT_NO_TEMP_AND_TOP_P
 #define PROF CAT_PROFILE
 
@@ -92,27 +94,21 @@ const struct catalog_model *catalog_find(const char *name)
 /* The target of name in "alias=target,..." or NULL; the result is copied into buf. */
 static const char *alias_target(const char *aliases, const char *name, char *buf, size_t n)
 {
-    size_t len = strlen(name);
-    for (const char *p = aliases; p && *p;) {
-        while (*p == ' ' || *p == ',')
-            p++;
-        const char *end = p + strcspn(p, ",");
-        const char *eqs = memchr(p, '=', (size_t)(end - p));
-        if (eqs) {
-            const char *k = p, *ke = eqs;
-            while (ke > k && ke[-1] == ' ')
-                ke--;
-            if ((size_t)(ke - k) == len && memcmp(k, name, len) == 0) {
-                const char *v = eqs + 1, *ve = end;
-                while (v < ve && *v == ' ')
-                    v++;
-                while (ve > v && ve[-1] == ' ')
-                    ve--;
-                snprintf(buf, n, "%.*s", (int)(ve - v), v);
-                return buf;
-            }
+    size_t len = strlen(name), elen;
+    const char *e;
+    while (util_list_next(&aliases, &e, &elen)) {
+        const char *eqs = memchr(e, '=', elen), *end = e + elen;
+        if (!eqs)
+            continue;
+        const char *ke = eqs, *v = eqs + 1;
+        while (ke > e && ke[-1] == ' ')
+            ke--;
+        while (v < end && *v == ' ')
+            v++;
+        if ((size_t)(ke - e) == len && memcmp(e, name, len) == 0) {
+            snprintf(buf, n, "%.*s", (int)(end - v), v);
+            return buf;
         }
-        p = end;
     }
     return NULL;
 }

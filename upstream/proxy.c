@@ -574,21 +574,7 @@ static void unknown_model(struct run *r, const char *model)
 static int family_allowed(const struct config *cfg, const char *family)
 {
     const char *list = cfg->allowed_model_families;
-    if (!list || !*list)
-        return 1;
-    size_t n = strlen(family);
-    for (const char *p = list; *p;) {
-        while (*p == ' ' || *p == ',')
-            p++;
-        size_t len = strcspn(p, ",");
-        size_t t = len;
-        while (t && p[t - 1] == ' ')
-            t--;
-        if (t == n && strncmp(p, family, n) == 0)
-            return 1;
-        p += len;
-    }
-    return 0;
+    return !list || !*list || util_list_has(list, family, strlen(family));
 }
 
 /* Builds the upstream Messages body; 0, or -1 after answering the client. */
@@ -822,13 +808,11 @@ static const struct provider *provider_unified(const struct config *cfg, json_ob
     if (model && catalog_resolve(model, cfg->model_aliases, CATALOG_VERTEX, &m) != 0 &&
         provider_azure.keys(cfg, err, sizeof err) > 0)
         return &provider_azure;
-    for (const char *p = order; *p;) {
-        while (*p == ' ' || *p == ',')
-            p++;
+    const char *e;
+    size_t len;
+    while (util_list_next(&order, &e, &len)) {
         char name[16];
-        size_t len = strcspn(p, ", ");
-        snprintf(name, sizeof name, "%.*s", (int)(len < 15 ? len : 15), p);
-        p += len;
+        snprintf(name, sizeof name, "%.*s", (int)(len < 15 ? len : 15), e);
         const struct provider *pv = provider_named(name);
         if (pv && pv->keys(cfg, err, sizeof err) > 0)
             return pv;

@@ -98,23 +98,19 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *ud)
 static struct curl_slist *split_list(const char *s)
 {
     struct curl_slist *l = NULL;
-    while (s && *s) {
-        while (*s == ' ' || *s == ',')
-            s++;
-        size_t n = strcspn(s, ",");
-        while (n && s[n - 1] == ' ')
-            n--;
-        if (n) {
-            char item[512];
-            snprintf(item, sizeof item, "%.*s", (int)(n < 511 ? n : 511), s);
-            struct curl_slist *nl = curl_slist_append(l, item);
-            if (!nl) {
-                curl_slist_free_all(l);
-                return NULL;
-            }
-            l = nl;
+    const char *e;
+    size_t len;
+    while (util_list_next(&s, &e, &len)) {
+        if (!len)
+            continue;
+        char item[512];
+        snprintf(item, sizeof item, "%.*s", (int)(len < 511 ? len : 511), e);
+        struct curl_slist *nl = curl_slist_append(l, item);
+        if (!nl) {
+            curl_slist_free_all(l);
+            return NULL;
         }
-        s += strcspn(s, ",");
+        l = nl;
     }
     return l;
 }

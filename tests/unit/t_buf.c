@@ -72,10 +72,29 @@ static void test_numbers_and_ids(void)
     is_str(err_name(OAI_EBADJSON), "BADJSON", "error names");
 }
 
+static void test_lists(void)
+{
+    const char *cur = " a , b\t,,c ,", *e;
+    size_t len;
+    char got[64] = "";
+    int n = 0;
+    while (util_list_next(&cur, &e, &len) && n < 10) {
+        snprintf(got + strlen(got), sizeof got - strlen(got), "[%.*s]", (int)len, e);
+        n++;
+    }
+    is_str(got, "[a][b][][c][]", "entries trimmed; empty ones reported, trailing comma too");
+    cur = NULL;
+    ok(!util_list_next(&cur, &e, &len), "a NULL list has no entry");
+    ok(util_list_has("x, gcp-claude ,y", "gcp-claude", 10), "membership, trimmed");
+    ok(!util_list_has("gcp-claude-opus", "gcp-claude", 10), "no prefix match");
+    ok(!util_list_has(NULL, "a", 1), "NULL list holds nothing");
+}
+
 int main(void)
 {
     tap_start();
     test_buf();
+    test_lists();
     test_json();
     test_numbers_and_ids();
     return tap_done();
