@@ -1,4 +1,5 @@
 #include "translators/anthropic.h"
+#include "translators/openai.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -446,20 +447,7 @@ static int send_json(struct anthropic_stream *s, json_object *obj)
 /* send_chunk emits one chat.completion.chunk with delta (taken) and finish (NULL: null). */
 static int send_chunk(struct anthropic_stream *s, json_object *delta, const char *finish)
 {
-    json_object *choice = json_object_new_object();
-    json_object_object_add(choice, "index", json_object_new_int(s->o.choice));
-    json_object_object_add(choice, "delta", delta);
-    json_object_object_add(choice, "logprobs", NULL);
-    json_object_object_add(choice, "finish_reason", finish ? json_object_new_string(finish) : NULL);
-    json_object *choices = json_object_new_array();
-    json_object_array_add(choices, choice);
-    json_object *c = json_object_new_object();
-    json_object_object_add(c, "id", json_object_new_string(s->id));
-    json_object_object_add(c, "object", json_object_new_string("chat.completion.chunk"));
-    json_object_object_add(c, "created", json_object_new_int64(s->o.created));
-    json_object_object_add(c, "model", json_object_new_string(s->model));
-    json_object_object_add(c, "choices", choices);
-    return send_json(s, c);
+    return send_json(s, openai_chunk(s->id, s->o.created, s->model, s->o.choice, delta, finish));
 }
 
 static int send_role(struct anthropic_stream *s)

@@ -7,6 +7,7 @@
 #include "common/err.h"
 #include "common/util.h"
 #include "translators/apierr.h"
+#include "translators/openai.h"
 
 int azure_new_fields(const char *v)
 {
@@ -190,12 +191,5 @@ json_object *azure_usage_chunk(const struct azure_stream *s, json_object *client
     json_object_object_add(u, "prompt_tokens", json_object_new_int64(prompt));
     json_object_object_add(u, "completion_tokens", json_object_new_int64(completion));
     json_object_object_add(u, "total_tokens", json_object_new_int64(prompt + completion));
-    json_object *c = json_object_new_object();
-    json_object_object_add(c, "id", json_object_new_string(s->id));
-    json_object_object_add(c, "object", json_object_new_string("chat.completion.chunk"));
-    json_object_object_add(c, "created", json_object_new_int64(s->created));
-    json_object_object_add(c, "model", json_object_new_string(s->model));
-    json_object_object_add(c, "choices", json_object_new_array());
-    json_object_object_add(c, "usage", u);
-    return c;
+    return openai_usage_chunk(s->id, s->created, s->model, u);
 }

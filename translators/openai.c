@@ -1377,3 +1377,32 @@ void openai_request_free(struct openai_request *r)
     r->body = NULL;
     r->local_stops = NULL;
 }
+
+json_object *openai_chunk(const char *id, int64_t created, const char *model, int index,
+                          json_object *delta, const char *finish)
+{
+    json_object *c = json_object_new_object(), *choices = json_object_new_array();
+    json_object_object_add(c, "id", json_object_new_string(id));
+    json_object_object_add(c, "object", json_object_new_string("chat.completion.chunk"));
+    json_object_object_add(c, "created", json_object_new_int64(created));
+    json_object_object_add(c, "model", json_object_new_string(model ? model : ""));
+    if (delta) {
+        json_object *choice = json_object_new_object();
+        json_object_object_add(choice, "index", json_object_new_int(index));
+        json_object_object_add(choice, "delta", delta);
+        json_object_object_add(choice, "logprobs", NULL);
+        json_object_object_add(choice, "finish_reason",
+                               finish ? json_object_new_string(finish) : NULL);
+        json_object_array_add(choices, choice);
+    }
+    json_object_object_add(c, "choices", choices);
+    return c;
+}
+
+json_object *openai_usage_chunk(const char *id, int64_t created, const char *model,
+                                json_object *usage)
+{
+    json_object *c = openai_chunk(id, created, model, 0, NULL, NULL);
+    json_object_object_add(c, "usage", usage);
+    return c;
+}

@@ -10,6 +10,7 @@
 
 #include <json-c/json.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct openai_opts {
     long long default_max_tokens; /* DEFAULT_MAX_TOKENS */
@@ -37,5 +38,15 @@ __attribute__((warn_unused_result)) int
 openai_translate(json_object *req, const struct openai_opts *o, struct openai_request *out,
                  char *msg, size_t msglen, char *param, size_t paramlen);
 void openai_request_free(struct openai_request *r);
+
+/* openai_chunk returns a new chat.completion.chunk {id, object, created, model, choices}: one
+ * choice {index, delta (taken), logprobs: null, finish_reason (NULL: null)} when delta is given,
+ * else "choices": []. */
+json_object *openai_chunk(const char *id, int64_t created, const char *model, int index,
+                          json_object *delta, const char *finish);
+
+/* openai_usage_chunk returns the final usage chunk of a stream: choices [] and usage (taken). */
+json_object *openai_usage_chunk(const char *id, int64_t created, const char *model,
+                                json_object *usage);
 
 #endif

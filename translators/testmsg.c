@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "common/util.h"
+#include "translators/openai.h"
 
 #define HELLO "Hello!"
 #define NOTE                                                                                       \
@@ -107,51 +108,28 @@ static int emit_obj(testmsg_emit_fn emit, void *ctx, const char *name, json_obje
     return rc;
 }
 
-static json_object *chunk(const char *model, const char *id, int64_t created, json_object *delta,
-                          const char *finish)
-{
-    json_object *o = json_object_new_object();
-    json_object_object_add(o, "id", json_object_new_string(id));
-    json_object_object_add(o, "object", json_object_new_string("chat.completion.chunk"));
-    json_object_object_add(o, "created", json_object_new_int64(created));
-    json_object_object_add(o, "model", model_value(model));
-    json_object *choices = json_object_new_array();
-    if (delta) {
-        json_object *c = json_object_new_object();
-        json_object_object_add(c, "index", json_object_new_int(0));
-        json_object_object_add(c, "delta", delta);
-        json_object_object_add(c, "logprobs", NULL);
-        json_object_object_add(c, "finish_reason", finish ? json_object_new_string(finish) : NULL);
-        json_object_array_add(choices, c);
-    }
-    json_object_object_add(o, "choices", choices);
-    return o;
-}
-
 int testmsg_stream_openai(const char *model, const char *id, int64_t created_s, int include_usage,
                           testmsg_emit_fn emit, void *ctx)
 {
     json_object *d = json_object_new_object();
     json_object_object_add(d, "role", json_object_new_string("assistant"));
     json_object_object_add(d, "content", json_object_new_string(""));
-    int rc = emit_obj(emit, ctx, NULL, chunk(model, id, created_s, d, NULL));
+    int rc = emit_obj(emit, ctx, NULL, openai_chunk(id, created_s, model, 0, d, NULL));
     if (rc)
         return rc;
     d = json_object_new_object();
     json_object_object_add(d, "content", json_object_new_string(HELLO));
-    if ((rc = emit_obj(emit, ctx, NULL, chunk(model, id, created_s, d, NULL))))
+    if ((rc = emit_obj(emit, ctx, NULL, openai_chunk(id, created_s, model, 0, d, NULL))))
         return rc;
     if ((rc = emit_obj(emit, ctx, NULL,
-                       chunk(model, id, created_s, json_object_new_object(), "stop"))))
+                       openai_chunk(id, created_s, model, 0, json_object_new_object(), "stop"))))
         return rc;
     if (include_usage) {
-        json_object *c = chunk(model, id, created_s, NULL, NULL);
         json_object *u = json_object_new_object();
         json_object_object_add(u, "prompt_tokens", json_object_new_int(0));
         json_object_object_add(u, "completion_tokens", json_object_new_int(0));
         json_object_object_add(u, "total_tokens", json_object_new_int(0));
-        json_object_object_add(c, "usage", u);
-        if ((rc = emit_obj(emit, ctx, NULL, c)))
+        if ((rc = emit_obj(emit, ctx, NULL, openai_usage_chunk(id, created_s, model, u))))
             return rc;
     }
     return emit(ctx, NULL, "[DONE]", 6);

@@ -510,13 +510,8 @@ static void finish_stream(struct run *r)
     }
     if (!r->gone && r->api == PROXY_OPENAI && !r->pv->openai_native) {
         if (r->oreq.include_usage) {
-            json_object *c = json_object_new_object();
-            json_object_object_add(c, "id", json_object_new_string(r->chunk_id));
-            json_object_object_add(c, "object", json_object_new_string("chat.completion.chunk"));
-            json_object_object_add(c, "created", json_object_new_int64(r->created));
-            json_object_object_add(c, "model", json_object_new_string(r->client_model));
-            json_object_object_add(c, "choices", json_object_new_array());
-            json_object_object_add(c, "usage", anthropic_usage_json(&sum));
+            json_object *c = openai_usage_chunk(r->chunk_id, r->created, r->client_model,
+                                                anthropic_usage_json(&sum));
             size_t len;
             const char *s = util_json_plain(c, &len);
             emit_chunk(r, s, len);
