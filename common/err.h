@@ -27,7 +27,6 @@
     X(UPSTREAM, 502, "the upstream service could not be reached")                                  \
     X(UPSTREAM_STATUS, 502, "the upstream service answered with an error")                         \
     X(TRUNCATED, 502, "the upstream stream ended before its final event")                          \
-    X(MODEL, 404, "the model does not exist or is not available")                                  \
     X(AUTHUP, 502, "the gateway's upstream credentials were refused")                            \
     X(BADFRAME, 502, "the upstream sent a malformed event-stream frame")
 
