@@ -1,24 +1,14 @@
 #include "auth/aws.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/keycache.h"
 #include "common/log.h"
 #include "common/util.h"
 
-#define CACHE_MAX 16
 #define ENTRY_MAX 4096
-
-struct cached {
-    char *source;
-    struct aws_keys keys;
-};
-
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static struct cached cache[CACHE_MAX];
-static int ncached;
 
 static void keys_free(struct aws_keys *k)
 {
@@ -110,46 +100,39 @@ static int parse(const char *src, struct aws_keys *out, char *err, size_t errlen
     return 0;
 }
 
+static void *parse_value(const char *src, const char *unused, char *err, size_t errlen)
+{
+    (void)unused;
+    struct aws_keys *k = calloc(1, sizeof *k);
+    if (!k) {
+        snprintf(err, errlen, "AWS_CREDENTIALS: out of memory");
+        return NULL;
+    }
+    if (parse(src, k, err, errlen)) {
+        keys_free(k);
+        free(k);
+        return NULL;
+    }
+    return k;
+}
+
+static void free_value(void *v)
+{
+    keys_free(v);
+    free(v);
+}
+
+static struct keycache cache = KEYCACHE_INIT("AWS_CREDENTIALS", parse_value, free_value);
+
 const struct aws_keys *aws_keys_get(const char *credentials, char *err, size_t errlen)
 {
     static const struct aws_keys none = {NULL, 0};
-    const char *src = credentials ? credentials : "";
-    if (!*src)
+    if (!credentials || !*credentials)
         return &none;
-    const struct aws_keys *found = NULL;
-    pthread_mutex_lock(&mu);
-    for (int i = 0; i < ncached && !found; i++)
-        if (strcmp(cache[i].source, src) == 0)
-            found = &cache[i].keys;
-    if (!found) {
-        struct aws_keys k = {NULL, 0};
-        if (ncached >= CACHE_MAX) {
-            snprintf(err, errlen, "AWS_CREDENTIALS: too many distinct values in one process");
-        } else if (parse(src, &k, err, errlen) == 0) {
-            cache[ncached].source = strdup(src);
-            if (cache[ncached].source) {
-                cache[ncached].keys = k;
-                found = &cache[ncached++].keys;
-            } else {
-                keys_free(&k);
-                snprintf(err, errlen, "AWS_CREDENTIALS: out of memory");
-            }
-        } else {
-            keys_free(&k);
-        }
-    }
-    pthread_mutex_unlock(&mu);
-    return found;
+    return keycache_get(&cache, credentials, NULL, err, errlen);
 }
 
 void aws_keys_cleanup(void)
 {
-    pthread_mutex_lock(&mu);
-    for (int i = 0; i < ncached; i++) {
-        memset(cache[i].source, 0, strlen(cache[i].source));
-        free(cache[i].source);
-        keys_free(&cache[i].keys);
-    }
-    ncached = 0;
-    pthread_mutex_unlock(&mu);
+    keycache_clear(&cache);
 }

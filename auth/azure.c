@@ -1,22 +1,14 @@
 #include "auth/azure.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/keycache.h"
 #include "common/log.h"
 #include "common/util.h"
 
-#define CACHE_MAX 16
 #define ENTRY_MAX 1024
-
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static struct {
-    char *source;
-    struct azure_deployments d;
-} cache[CACHE_MAX];
-static int ncached;
 
 static void deployments_free(struct azure_deployments *d)
 {
@@ -90,41 +82,40 @@ static int parse(const char *src, struct azure_deployments *out, char *err, size
     return 0;
 }
 
+static void *parse_value(const char *src, const char *unused, char *err, size_t errlen)
+{
+    (void)unused;
+    struct azure_deployments *k = calloc(1, sizeof *k);
+    if (!k) {
+        snprintf(err, errlen, "AZURE_CREDENTIALS: out of memory");
+        return NULL;
+    }
+    if (parse(src, k, err, errlen)) {
+        deployments_free(k);
+        free(k);
+        return NULL;
+    }
+    return k;
+}
+
+static void free_value(void *v)
+{
+    deployments_free(v);
+    free(v);
+}
+
+static struct keycache cache = KEYCACHE_INIT("AZURE_CREDENTIALS", parse_value, free_value);
+
 const struct azure_deployments *azure_deployments_get(const char *credentials, char *err,
                                                       size_t errlen)
 {
     static const struct azure_deployments none = {NULL, 0};
-    const char *src = credentials ? credentials : "";
-    if (!*src)
+    if (!credentials || !*credentials)
         return &none;
-    const struct azure_deployments *found = NULL;
-    pthread_mutex_lock(&mu);
-    for (int i = 0; i < ncached && !found; i++)
-        if (strcmp(cache[i].source, src) == 0)
-            found = &cache[i].d;
-    if (!found && ncached < CACHE_MAX) {
-        struct azure_deployments d = {NULL, 0};
-        if (parse(src, &d, err, errlen) == 0 && (cache[ncached].source = strdup(src))) {
-            cache[ncached].d = d;
-            found = &cache[ncached++].d;
-        } else {
-            deployments_free(&d);
-        }
-    } else if (!found) {
-        snprintf(err, errlen, "AZURE_CREDENTIALS: too many distinct values in one process");
-    }
-    pthread_mutex_unlock(&mu);
-    return found;
+    return keycache_get(&cache, credentials, NULL, err, errlen);
 }
 
 void azure_deployments_cleanup(void)
 {
-    pthread_mutex_lock(&mu);
-    for (int i = 0; i < ncached; i++) {
-        memset(cache[i].source, 0, strlen(cache[i].source));
-        free(cache[i].source);
-        deployments_free(&cache[i].d);
-    }
-    ncached = 0;
-    pthread_mutex_unlock(&mu);
+    keycache_clear(&cache);
 }

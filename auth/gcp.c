@@ -21,6 +21,8 @@
  */
 #include "auth/gcp.h"
 
+#include "auth/keycache.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -44,7 +46,6 @@
 #include "common/log.h"
 #include "common/util.h"
 
-#define KEYS_CACHE_MAX  16          /* distinct (GCP_CREDENTIALS, GCP_CREDENTIALS_FILE) pairs */
 #define KEY_FILE_MAX    (64 * 1024) /* a service-account JSON file is ~2.3 KiB */
 #define PEM_BODY_MAX    (16 * 1024) /* base64 of an RSA private key; 4096-bit is ~3.2 KiB */
 #define NAME_MAX_LEN    128         /* project id, region, key id */
@@ -603,81 +604,47 @@ static int parse_list(const char *list, struct gcp_keys *ks,
     return 0;
 }
 
-struct keys_slot {
-    char *credentials, *files;
-    struct gcp_keys *keys;
-};
+/* Parses both settings into one key set (a new value for the keycache). */
+static void *parse_value(const char *c, const char *f, char *err, size_t errlen)
+{
+    struct gcp_keys *ks = calloc(1, sizeof *ks);
+    if (ks)
+        ks->v = calloc((size_t)(count_entries(c) + count_entries(f)) + 1, sizeof *ks->v);
+    if (!ks || !ks->v) {
+        seterr(err, errlen, "GCP_CREDENTIALS: out of memory");
+        keys_free(ks);
+        return NULL;
+    }
+    if (parse_list(c, ks, parse_credential, err, errlen) != 0 ||
+        parse_list(f, ks, parse_file, err, errlen) != 0) {
+        keys_free(ks);
+        return NULL;
+    }
+    return ks;
+}
 
-static struct keys_slot keys_cache[KEYS_CACHE_MAX];
-static int keys_cached;
-static pthread_mutex_t keys_mu = PTHREAD_MUTEX_INITIALIZER;
+static void free_value(void *v)
+{
+    keys_free(v);
+}
+
+static struct keycache keys_cache =
+    KEYCACHE_INIT("GCP_CREDENTIALS/GCP_CREDENTIALS_FILE", parse_value, free_value);
 
 /* gcp_keys_get: see gcp.h. NULL and "" are the same (no keys): both give a set with n == 0.
- * Failed parses are not cached. At most KEYS_CACHE_MAX distinct pairs per process; another one
- * is a configuration error (sets only come from the server configuration, so this is a bound,
- * not a limit anyone meets). The parse runs under the table's mutex, so concurrent first calls
- * parse once. */
+ * Failed parses are not cached; the parse runs under the cache's mutex, so concurrent first
+ * calls parse once. */
 const struct gcp_keys *gcp_keys_get(const char *credentials, const char *files, char *err,
                                     size_t errlen)
 {
-    const char *c = credentials ? credentials : "";
-    const char *f = files ? files : "";
-    struct gcp_keys *ks = NULL, *found = NULL;
-    char *cc = NULL, *fc = NULL;
     seterr(err, errlen, "%s", "");
-    pthread_mutex_lock(&keys_mu);
-    for (int i = 0; i < keys_cached; i++) {
-        if (strcmp(keys_cache[i].credentials, c) == 0 && strcmp(keys_cache[i].files, f) == 0) {
-            found = keys_cache[i].keys;
-            goto done;
-        }
-    }
-    if (keys_cached == KEYS_CACHE_MAX) {
-        seterr(err, errlen,
-               "GCP_CREDENTIALS: more than %d distinct values of "
-               "GCP_CREDENTIALS/GCP_CREDENTIALS_FILE in one process",
-               KEYS_CACHE_MAX);
-        goto done;
-    }
-    ks = calloc(1, sizeof *ks);
-    cc = strdup(c);
-    fc = strdup(f);
-    if (ks)
-        ks->v = calloc((size_t)(count_entries(c) + count_entries(f)), sizeof *ks->v);
-    if (!ks || !ks->v || !cc || !fc) {
-        seterr(err, errlen, "GCP_CREDENTIALS: out of memory");
-        goto done;
-    }
-    if (parse_list(c, ks, parse_credential, err, errlen) != 0 ||
-        parse_list(f, ks, parse_file, err, errlen) != 0)
-        goto done;
-    keys_cache[keys_cached].credentials = cc;
-    keys_cache[keys_cached].files = fc;
-    keys_cache[keys_cached].keys = ks;
-    keys_cached++;
-    found = ks;
-    ks = NULL;
-    cc = fc = NULL;
-done:
-    pthread_mutex_unlock(&keys_mu);
-    keys_free(ks);
-    free_secret(cc);
-    free(fc);
-    return found;
+    return keycache_get(&keys_cache, credentials, files, err, errlen);
 }
 
 /* gcp_keys_cleanup: see gcp.h. Pointers returned earlier become invalid. */
 void gcp_keys_cleanup(void)
 {
-    pthread_mutex_lock(&keys_mu);
-    for (int i = 0; i < keys_cached; i++) {
-        free_secret(keys_cache[i].credentials);
-        free(keys_cache[i].files);
-        keys_free(keys_cache[i].keys);
-        memset(&keys_cache[i], 0, sizeof keys_cache[i]);
-    }
-    keys_cached = 0;
-    pthread_mutex_unlock(&keys_mu);
+    keycache_clear(&keys_cache);
 }
 
 /* ---- the JWT ------------------------------------------------------------------------------ */

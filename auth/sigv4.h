@@ -20,25 +20,25 @@ struct sigv4_key {
     const char *secret_key;
     const char *session_token; /* NULL or "" when not temporary credentials */
     const char *region;
-    const char *service;       /* "bedrock" */
+    const char *service; /* "bedrock" */
 };
 
 struct sigv4_request {
-    const char *method;  /* "POST" */
-    const char *host;    /* the Host header as sent ("example.amazonaws.com", with ":port" if
-                            the URL has a non-default port) */
-    const char *path;    /* the path as sent on the wire (already percent-encoded) */
-    const char *query;   /* the raw query string without "?", or NULL */
+    const char *method; /* "POST" */
+    const char *host;   /* the Host header as sent ("example.amazonaws.com", with ":port" if
+                           the URL has a non-default port) */
+    const char *path;   /* the path as sent on the wire (already percent-encoded) */
+    const char *query;  /* the raw query string without "?", or NULL */
     const char *headers[SIGV4_MAX_HEADERS]; /* further "Name: value" headers to sign, NULL-ended */
     const void *body;
     size_t body_len;
 };
 
 struct sigv4_result {
-    char amz_date[17];             /* YYYYMMDDTHHMMSSZ */
-    char date_header[40];          /* "X-Amz-Date: ..." */
-    char authorization[640];       /* "Authorization: AWS4-HMAC-SHA256 Credential=..., ..." */
-    char token_header[2200];       /* "X-Amz-Security-Token: ..." or "" */
+    char amz_date[17];       /* YYYYMMDDTHHMMSSZ */
+    char date_header[40];    /* "X-Amz-Date: ..." */
+    char authorization[640]; /* "Authorization: AWS4-HMAC-SHA256 Credential=..., ..." */
+    char token_header[2200]; /* "X-Amz-Security-Token: ..." or "" */
 };
 
 /* sigv4_sign signs rq with key at Unix time now. Host, x-amz-date and (when a session token is
