@@ -46,6 +46,13 @@ enum stmt_id {
     S_KV_DEL,
     S_KV_COUNT_RANGE,
     S_KV_COUNT_FROM,
+    S_KV_SCAN_RANGE,
+    S_KV_SCAN_FROM,
+    S_COUNTER_SCAN_RANGE,
+    S_COUNTER_SCAN_FROM,
+    S_BEGIN,
+    S_COMMIT,
+    S_ROLLBACK,
     S_LEASE_ACQUIRE,
     S_LEASE_RELEASE,
     S_PURGE,
@@ -74,6 +81,17 @@ static const char *const sqls[S_COUNT] = {
                          "AND (expires_ms = 0 OR expires_ms > ?4)",
     [S_KV_COUNT_FROM] = "SELECT count(*) FROM kv WHERE key >= ?1 "
                         "AND (expires_ms = 0 OR expires_ms > ?4)",
+    [S_KV_SCAN_RANGE] = "SELECT key, value FROM kv WHERE key >= ?1 AND key < ?2 "
+                        "AND (expires_ms = 0 OR expires_ms > ?4) ORDER BY key",
+    [S_KV_SCAN_FROM] = "SELECT key, value FROM kv WHERE key >= ?1 "
+                       "AND (expires_ms = 0 OR expires_ms > ?4) ORDER BY key",
+    [S_COUNTER_SCAN_RANGE] = "SELECT name, value FROM counters WHERE name >= ?1 AND name < ?2 "
+                             "ORDER BY name",
+    [S_COUNTER_SCAN_FROM] = "SELECT name, value FROM counters WHERE name >= ?1 ORDER BY name",
+    /* counter_add_many: one write transaction around several S_COUNTER_ADD */
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
     /* Takes a free or expired lease, or renews our own; a row comes back when we hold it. */
     [S_LEASE_ACQUIRE] = "INSERT INTO leases(name, owner, expires_ms) VALUES (?1, ?2, ?3) "
                         "ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, "
@@ -630,9 +648,24 @@ done:
     return rc;
 }
 
-/* state_kv_count: one SELECT count(*) over the key range [prefix, upper), where upper is the
- * prefix without its trailing 0xff bytes and with its last byte incremented; a prefix of only
- * 0xff bytes (or empty) has no upper bound. */
+/* prefix_upper computes the exclusive upper bound of the key range [prefix, upper): the prefix
+ * without its trailing 0xff bytes and with its last byte incremented. Returns 0 when there is no
+ * upper bound (a prefix of only 0xff bytes, or empty). */
+static size_t prefix_upper(const char *prefix, char upper[STATE_KEY_MAX + 1])
+{
+    size_t n = strlen(prefix);
+    memcpy(upper, prefix, n + 1);
+    while (n > 0 && (unsigned char)upper[n - 1] == 0xff)
+        n--;
+    if (n > 0) {
+        upper[n - 1] = (char)((unsigned char)upper[n - 1] + 1);
+        upper[n] = '\0';
+    }
+    return n;
+}
+
+/* state_kv_count: one SELECT count(*) over the key range of prefix, so the primary-key index
+ * serves it. */
 int state_kv_count(struct state *st, const char *prefix, int64_t *count)
 {
     sqlite3_stmt *s = NULL;
@@ -643,14 +676,7 @@ int state_kv_count(struct state *st, const char *prefix, int64_t *count)
     int rc = check_key(prefix);
     if (rc < 0)
         goto done;
-    n = strlen(prefix);
-    memcpy(upper, prefix, n + 1);
-    while (n > 0 && (unsigned char)upper[n - 1] == 0xff)
-        n--;
-    if (n > 0) {
-        upper[n - 1] = (char)((unsigned char)upper[n - 1] + 1);
-        upper[n] = '\0';
-    }
+    n = prefix_upper(prefix, upper);
     rc = enter(st, "kv_count");
     if (rc < 0)
         goto done;
@@ -665,6 +691,99 @@ unlock:
     leave(st, s);
 done:
     *count = rc == 0 ? c : 0;
+    return rc;
+}
+
+/* scan runs one of the range SELECTs (kv rows, or counters when counters is set) and hands each
+ * row to the callback while the connection is held. */
+static int scan(struct state *st, const char *prefix, int counters, state_kv_fn kv_fn,
+                state_counter_fn counter_fn, void *ctx)
+{
+    sqlite3_stmt *s = NULL;
+    char upper[STATE_KEY_MAX + 1];
+    const char *op = counters ? "counter_scan" : "kv_scan";
+    int src;
+    int rc = check_key(prefix);
+    if (rc < 0)
+        return rc;
+    size_t n = prefix_upper(prefix, upper);
+    rc = enter(st, op);
+    if (rc < 0)
+        return rc;
+    enum stmt_id id = counters ? (n > 0 ? S_COUNTER_SCAN_RANGE : S_COUNTER_SCAN_FROM)
+                               : (n > 0 ? S_KV_SCAN_RANGE : S_KV_SCAN_FROM);
+    s = st->stmt[id];
+    src = bind_common(s, prefix, n > 0 ? upper : NULL, state_now_ms());
+    while (src == SQLITE_OK && (src = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *key = (const char *)sqlite3_column_text(s, 0);
+        if (!key)
+            continue;
+        if (counters) {
+            rc = counter_fn(ctx, key, sqlite3_column_int64(s, 1));
+        } else {
+            const char *v = sqlite3_column_blob(s, 1);
+            int bytes = sqlite3_column_bytes(s, 1);
+            rc = kv_fn(ctx, key, v ? v : "", bytes > 0 ? (size_t)bytes : 0);
+        }
+        if (rc)
+            break;
+        src = SQLITE_OK;
+    }
+    if (!rc && src != SQLITE_DONE)
+        rc = sql_fail(st, op, src);
+    leave(st, s);
+    return rc;
+}
+
+int state_kv_scan(struct state *st, const char *prefix, state_kv_fn fn, void *ctx)
+{
+    return scan(st, prefix, 0, fn, NULL, ctx);
+}
+
+int state_counter_scan(struct state *st, const char *prefix, state_counter_fn fn, void *ctx)
+{
+    return scan(st, prefix, 1, NULL, fn, ctx);
+}
+
+/* step_plain runs a statement without parameters or rows (BEGIN, COMMIT, ROLLBACK). */
+static int step_plain(struct state *st, enum stmt_id id, const char *op)
+{
+    sqlite3_stmt *s = st->stmt[id];
+    int rc = run(st, s, op, NULL, NULL);
+    sqlite3_reset(s);
+    return rc;
+}
+
+/* state_counter_add_many: BEGIN IMMEDIATE, one UPSERT per counter, COMMIT - one transaction,
+ * so a reader sees all of the deltas or none. */
+int state_counter_add_many(struct state *st, const struct state_delta *d, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = check_key(d[i].name);
+        if (rc < 0)
+            return rc;
+    }
+    int rc = enter(st, "counter_add_many");
+    if (rc < 0)
+        return rc;
+    rc = step_plain(st, S_BEGIN, "counter_add_many");
+    sqlite3_stmt *s = st->stmt[S_COUNTER_ADD];
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        int rows = 0;
+        int64_t v;
+        int src = bind_common(s, d[i].name, NULL, 0);
+        if (src == SQLITE_OK)
+            src = sqlite3_bind_int64(s, 2, d[i].delta);
+        rc = src != SQLITE_OK ? sql_fail(st, "counter_add_many", src)
+                              : run(st, s, "counter_add_many", &rows, &v);
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+    }
+    if (rc == 0)
+        rc = step_plain(st, S_COMMIT, "counter_add_many");
+    if (rc != 0 && !sqlite3_get_autocommit(st->db))
+        (void)step_plain(st, S_ROLLBACK, "counter_add_many");
+    leave(st, NULL);
     return rc;
 }
 

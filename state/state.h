@@ -61,6 +61,27 @@ __attribute__((warn_unused_result)) int state_kv_del(struct state *st, const cha
 __attribute__((warn_unused_result)) int state_kv_count(struct state *st, const char *prefix,
                                                        int64_t *count);
 
+/* state_kv_scan calls fn(ctx, key, value, len) for each live entry whose key starts with prefix,
+ * in key order (value is NOT NUL-terminated). fn must not call the store; a non-zero return
+ * stops the scan and is returned. One read, consistent across the entries it returns. */
+typedef int (*state_kv_fn)(void *ctx, const char *key, const char *value, size_t len);
+__attribute__((warn_unused_result)) int state_kv_scan(struct state *st, const char *prefix,
+                                                      state_kv_fn fn, void *ctx);
+
+/* state_counter_scan is state_kv_scan for counters whose name starts with prefix. */
+typedef int (*state_counter_fn)(void *ctx, const char *name, int64_t value);
+__attribute__((warn_unused_result)) int state_counter_scan(struct state *st, const char *prefix,
+                                                           state_counter_fn fn, void *ctx);
+
+/* state_counter_add_many adds every delta in one transaction (all or none). */
+struct state_delta {
+    const char *name;
+    int64_t delta;
+};
+__attribute__((warn_unused_result)) int state_counter_add_many(struct state *st,
+                                                               const struct state_delta *d,
+                                                               size_t n);
+
 /* state_lease_acquire takes lease name for owner for ttl_ms if it is free, expired, or
  * already held by owner (which renews it). *held says whether owner holds it now. */
 __attribute__((warn_unused_result)) int state_lease_acquire(struct state *st, const char *name,

@@ -347,6 +347,70 @@ static void test_limits(struct state *st)
     free(big);
 }
 
+struct scan_acc {
+    char keys[256];
+    int64_t sum;
+    int rows;
+    int stop_after;
+};
+
+static int acc_kv(void *ctx, const char *key, const char *value, size_t len)
+{
+    struct scan_acc *a = ctx;
+    size_t k = strlen(a->keys);
+    snprintf(a->keys + k, sizeof a->keys - k, "%s%s=%.*s", k ? "," : "", key, (int)len, value);
+    a->rows++;
+    return a->stop_after && a->rows >= a->stop_after ? 7 : 0;
+}
+
+static int acc_counter(void *ctx, const char *name, int64_t value)
+{
+    struct scan_acc *a = ctx;
+    size_t k = strlen(a->keys);
+    snprintf(a->keys + k, sizeof a->keys - k, "%s%s", k ? "," : "", name);
+    a->sum += value;
+    a->rows++;
+    return 0;
+}
+
+/* test_scans: kv_scan and counter_scan return live rows of the prefix in key order;
+ * counter_add_many adds all deltas. */
+static void test_scans(struct state *st)
+{
+    struct scan_acc a;
+    is_int(state_kv_set(st, "sc:b", "2", 1, 0), 0, "scan: set sc:b");
+    is_int(state_kv_set(st, "sc:a", "1", 1, 0), 0, "scan: set sc:a");
+    is_int(state_kv_set(st, "sc:c", "", 0, 1), 0, "scan: set sc:c expiring in 1 ms");
+    is_int(state_kv_set(st, "sd:a", "x", 1, 0), 0, "scan: set sd:a (other prefix)");
+    is_int(state_kv_set(st, "sc", "y", 1, 0), 0, "scan: set sc (shorter than the prefix)");
+    msleep(5);
+    memset(&a, 0, sizeof a);
+    is_int(state_kv_scan(st, "sc:", acc_kv, &a), 0, "kv_scan sc:");
+    is_str(a.keys, "sc:a=1,sc:b=2", "kv_scan: live rows of the prefix, in key order");
+    memset(&a, 0, sizeof a);
+    a.stop_after = 1;
+    is_int(state_kv_scan(st, "sc:", acc_kv, &a), 7, "kv_scan: the callback's non-zero stops it");
+    is_int(a.rows, 1, "kv_scan: stopped after one row");
+    memset(&a, 0, sizeof a);
+    is_int(state_kv_scan(st, "none:", acc_kv, &a), 0, "kv_scan of an empty prefix range");
+    is_int(a.rows, 0, "kv_scan: no rows");
+
+    struct state_delta d[] = {{"cs:x", 3}, {"cs:y", 4}, {"cs:x", 10}, {"ct:z", 100}};
+    is_int(state_counter_add_many(st, d, 4), 0, "counter_add_many");
+    memset(&a, 0, sizeof a);
+    is_int(state_counter_scan(st, "cs:", acc_counter, &a), 0, "counter_scan cs:");
+    is_str(a.keys, "cs:x,cs:y", "counter_scan: names of the prefix in order");
+    is_int(a.sum, 17, "counter_add_many added every delta (3 + 10 + 4)");
+    char longname[STATE_KEY_MAX + 8];
+    memset(longname, 'k', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    struct state_delta bad[] = {{"cs:x", 1}, {longname, 1}};
+    is_int(state_counter_add_many(st, bad, 2), OAI_ELIMIT, "counter_add_many: a long name fails");
+    int64_t v = 0;
+    is_int(state_counter_get(st, "cs:x", &v), 0, "counter_get cs:x");
+    is_int(v, 13, "counter_add_many: nothing added when one name is refused");
+}
+
 static void test_open_failures(void)
 {
     char path[256], sub[256], file[256];
@@ -602,6 +666,7 @@ int main(void)
     test_count(st);
     test_leases(st);
     test_limits(st);
+    test_scans(st);
     state_close(st);
     state_close(NULL);
     ok(1, "state_close(NULL) is a no-op");
