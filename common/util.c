@@ -4,6 +4,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -170,4 +171,16 @@ int util_ct_equal(const char *a, const char *b)
     util_sha256(a, strlen(a), da);
     util_sha256(b, strlen(b), db);
     return CRYPTO_memcmp(da, db, sizeof da) == 0;
+}
+
+void util_pretty_tokens(int64_t n, char *out, size_t len)
+{
+    if (n < 1000)
+        snprintf(out, len, "%lld", (long long)n);
+    else if (n < 1000000)
+        snprintf(out, len, "%.1fk", (double)n / 1e3);
+    else if (n < 1000000000)
+        snprintf(out, len, "%.2fm", (double)n / 1e6);
+    else
+        snprintf(out, len, "%.3fb", (double)n / 1e9);
 }

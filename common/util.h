@@ -20,6 +20,9 @@ void util_thread_done(void);
 int64_t util_now_ms(void);
 int64_t util_mono_ms(void);
 
+/* util_pretty_tokens formats a token count the seed's way ("999", "1.5k", "2.25m", "1.500b"). */
+void util_pretty_tokens(int64_t n, char *out, size_t len);
+
 /* util_random_hex fills out with n random hex digits and a NUL (out holds n + 1 bytes). */
 void util_random_hex(char *out, size_t n);
 

@@ -155,6 +155,15 @@ static void handle_info(struct ctx *c, int html_allowed)
         return;
     }
     proxy_status(c->cfg, st, info);
+    /* the seed's order: the family blocks, then config and build */
+    for (const char *const *k = (const char *const[]){"config", "build", NULL}; *k; k++) {
+        json_object *v = NULL;
+        if (json_object_object_get_ex(info, *k, &v)) {
+            json_object_get(v);
+            json_object_object_del(info, *k);
+            json_object_object_add(info, *k, v);
+        }
+    }
     if (html_allowed && status_prefers_html(request_param(&c->rq, "HTTP_ACCEPT"))) {
         struct buf page;
         buf_init(&page, 4L * 1024 * 1024);
@@ -199,6 +208,8 @@ static void handle_metrics(struct ctx *c)
     struct buf text;
     buf_init(&text, 1L * 1024 * 1024);
     int rc = status_metrics(&in, &text);
+    if (!rc)
+        rc = proxy_metrics(c->cfg, st, &text);
     if (rc)
         send_error(c, rc);
     else

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/err.h"
@@ -130,10 +131,40 @@ static int listen_spec_ok(const char *spec)
     return 1;
 }
 
-static void *startup_check(void *p)
+/* The key checker runs in one thread per FastCGI process; the lease in the state store lets
+ * one process of the pool (and of every pool sharing the store) check at a time. */
+#define CHECKER_POLL_S 30
+
+static pthread_mutex_t checker_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t checker_cv = PTHREAD_COND_INITIALIZER;
+static int checker_stopping;
+
+static int checker_stop(void *p)
+{
+    (void)p;
+    pthread_mutex_lock(&checker_mu);
+    int stop = checker_stopping;
+    pthread_mutex_unlock(&checker_mu);
+    return stop;
+}
+
+static void *checker_main(void *p)
 {
     struct app *app = p;
-    proxy_startup_check(&app->cfg, app->stores[0]);
+    for (;;) {
+        proxy_key_check(&app->cfg, app->stores[0], checker_stop, NULL);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += CHECKER_POLL_S;
+        pthread_mutex_lock(&checker_mu);
+        while (!checker_stopping &&
+               pthread_cond_timedwait(&checker_cv, &checker_mu, &until) == 0)
+            ;
+        int stop = checker_stopping;
+        pthread_mutex_unlock(&checker_mu);
+        if (stop)
+            break;
+    }
     util_thread_done();
     return NULL;
 }
@@ -141,12 +172,16 @@ static void *startup_check(void *p)
 static int run_fastcgi(struct app *app, int fd)
 {
     pthread_t checker;
-    int checking = pthread_create(&checker, NULL, startup_check, app) == 0;
+    int checking = pthread_create(&checker, NULL, checker_main, app) == 0;
     int rc = server_run(fd, handle_fcgx, app);
+    pthread_mutex_lock(&checker_mu);
+    checker_stopping = 1;
+    pthread_cond_broadcast(&checker_cv);
+    pthread_mutex_unlock(&checker_mu);
     if (rc == 1)
         _exit(0); /* requests still running: do not free what they use */
     if (checking)
-        pthread_join(checker, NULL); /* bounded by its transfer timeout */
+        pthread_join(checker, NULL); /* its transfers stop at their next tick */
     app_free(app);
     return rc < 0 ? 1 : 0;
 }

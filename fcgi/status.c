@@ -13,18 +13,6 @@
 
 #define BUILD PACKAGE_NAME " " PACKAGE_VERSION " (" OAI_GIT_REV ")"
 
-void status_pretty_tokens(int64_t n, char *out, size_t len)
-{
-    if (n < 1000)
-        snprintf(out, len, "%lld", (long long)n);
-    else if (n < 1000000)
-        snprintf(out, len, "%.1fk", (double)n / 1e3);
-    else if (n < 1000000000)
-        snprintf(out, len, "%.2fm", (double)n / 1e6);
-    else
-        snprintf(out, len, "%.3fb", (double)n / 1e9);
-}
-
 static json_object *url(const struct status_input *in, const char *a, const char *b)
 {
     char u[1024];
@@ -46,37 +34,6 @@ static int read_counts(struct state *st, struct counts *c)
     return rc;
 }
 
-/* One block per model family that has keys (seed shape; queue figures come with key pools). */
-static int family_blocks(const struct status_input *in, json_object *o)
-{
-    static const struct {
-        const char *family;
-        int provider; /* 0 gcp, 1 aws */
-    } fams[] = {
-        {"gcp-claude", 0}, {"gcp-claude-opus", 0}, {"aws-claude", 1}, {"aws-claude-opus", 1}};
-    for (unsigned i = 0; i < sizeof fams / sizeof fams[0]; i++) {
-        int keys = fams[i].provider ? in->cfg->aws_keys : in->cfg->gcp_keys;
-        if (!keys)
-            continue;
-        char name[64], pretty[32], usage[48];
-        int64_t tokens = 0;
-        snprintf(name, sizeof name, "%s%s", STATE_TOKENS ":", fams[i].family);
-        int rc = state_counter_get(in->st, name, &tokens);
-        if (rc)
-            return rc;
-        status_pretty_tokens(tokens, pretty, sizeof pretty);
-        snprintf(usage, sizeof usage, "%s tokens", pretty);
-        json_object *b = json_object_new_object();
-        json_object_object_add(b, "usage", json_object_new_string(usage));
-        json_object_object_add(b, "activeKeys", json_object_new_int(keys));
-        json_object_object_add(b, "revokedKeys", json_object_new_int(0));
-        json_object_object_add(b, "proomptersInQueue", json_object_new_int(0));
-        json_object_object_add(b, "estimatedQueueTime", json_object_new_string("no wait"));
-        json_object_object_add(o, fams[i].family, b);
-    }
-    return 0;
-}
-
 int status_info(const struct status_input *in, json_object **out)
 {
     struct counts c;
@@ -95,7 +52,7 @@ int status_info(const struct status_input *in, json_object **out)
     json_object_object_add(o, "endpoints", ep);
     json_object_object_add(o, "proompts", json_object_new_int64(c.proompts));
     char pretty[32];
-    status_pretty_tokens(c.tokens, pretty, sizeof pretty);
+    util_pretty_tokens(c.tokens, pretty, sizeof pretty);
     json_object_object_add(o, "tookens", json_object_new_string(pretty));
     json_object_object_add(o, "proomptersNow", json_object_new_int64(c.prompters));
     if (cfg->gcp_keys)
@@ -104,11 +61,6 @@ int status_info(const struct status_input *in, json_object **out)
         json_object_object_add(o, "awsKeys", json_object_new_int(cfg->aws_keys));
     if (cfg->azure_keys)
         json_object_object_add(o, "azureKeys", json_object_new_int(cfg->azure_keys));
-    rc = family_blocks(in, o);
-    if (rc) {
-        json_object_put(o);
-        return rc;
-    }
     json_object_object_add(o, "config", config_summary(cfg));
     json_object_object_add(o, "build", json_object_new_string(BUILD));
     *out = o;

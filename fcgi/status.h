@@ -33,7 +33,5 @@ int status_html(json_object *info, const char *title, struct buf *out);
 int status_metrics(const struct status_input *in, struct buf *out);
 /* status_prefers_html says whether an Accept header prefers text/html over JSON. */
 int status_prefers_html(const char *accept);
-/* status_pretty_tokens formats a token count the seed's way ("999", "1.5k", "2.25m"). */
-void status_pretty_tokens(int64_t n, char *out, size_t len);
 
 #endif

@@ -47,7 +47,16 @@ struct provider {
 
     /* keys returns how many keys the settings hold, or -1 with a message (bad settings). */
     int (*keys)(const struct config *cfg, char *err, size_t n);
-    /* prepare picks key number pick (mod the count), finishes the Messages body for the
+    /* key_hash names key i as logs and the key pool do (borrowed from the parsed settings). */
+    const char *(*key_hash)(const struct config *cfg, int i);
+    /* serves (NULL: every key serves every model) says whether key i can serve model m. */
+    int (*serves)(const struct config *cfg, struct state *st, const struct catalog_resolved *m,
+                  int i);
+    /* check_max_tokens: what the key checker sends as max_tokens - 1, or -1 for the
+     * invalid-request probe (a platform that validates after authorising and finding the model
+     * answers 400 naming max_tokens: the key can use the model, nothing is generated). */
+    int check_max_tokens;
+    /* prepare uses key number pick (mod the count), finishes the Messages body for the
      * platform in place (betas: a borrowed array of anthropic-beta flags) and fills the
      * target's URL and model id. *state is the provider's, released by release. Returns 0 or
      * an OAI_E* code with a client message in err. */
@@ -80,6 +89,8 @@ struct provider {
 };
 
 extern const struct provider provider_gcp;
+/* provider_by_name: "gcp", "aws", "azure", else NULL. */
+const struct provider *provider_by_name(const char *name);
 extern const struct provider provider_aws;
 extern const struct provider provider_azure;
 

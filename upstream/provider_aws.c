@@ -24,6 +24,13 @@ static int aws_count(const struct config *cfg, char *err, size_t n)
     return k ? k->n : -1;
 }
 
+static const char *aws_key_hash(const struct config *cfg, int i)
+{
+    char err[256];
+    const struct aws_keys *k = aws_keys_get(cfg->aws_credentials, err, sizeof err);
+    return k && i >= 0 && i < k->n ? k->v[i].hash : "";
+}
+
 static int aws_prepare(void **state, const struct config *cfg, int64_t pick,
                        const struct catalog_resolved *m, json_object *body, int stream,
                        json_object *betas, struct upstream_target *t, char *err, size_t n)
@@ -124,6 +131,8 @@ const struct provider provider_aws = {
     .owned_by = "anthropic-bedrock",
     .refresh_on_401 = 0,
     .keys = aws_count,
+    .key_hash = aws_key_hash,
+    .check_max_tokens = -1,
     .prepare = aws_prepare,
     .auth = aws_auth,
     .release = aws_release,

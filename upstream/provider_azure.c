@@ -24,6 +24,13 @@ static int az_count(const struct config *cfg, char *err, size_t n)
     return d ? d->n : -1;
 }
 
+static const char *az_key_hash(const struct config *cfg, int i)
+{
+    char err[256];
+    const struct azure_deployments *k = azure_deployments_get(cfg->azure_credentials, err, sizeof err);
+    return k && i >= 0 && i < k->n ? k->v[i].hash : "";
+}
+
 static void model_key(const struct azure_deployment *d, char *out, size_t n)
 {
     snprintf(out, n, "azure:model:%s", d->hash);
@@ -138,13 +145,30 @@ static int az_resolve(const struct config *cfg, struct state *st, const struct t
     return 0;
 }
 
+/* A deployment serving the same learned model as the one resolve chose can stand in for it. */
+static int az_serves(const struct config *cfg, struct state *st, const struct catalog_resolved *m,
+                     int i)
+{
+    char err[256], a[128], b[128];
+    const struct azure_deployments *ds = azure_deployments_get(cfg->azure_credentials, err,
+                                                               sizeof err);
+    int best = atoi(m->upstream_id);
+    if (!ds || i < 0 || i >= ds->n || best < 0 || best >= ds->n)
+        return 0;
+    if (i == best)
+        return 1;
+    learned(st, &ds->v[i], a, sizeof a);
+    learned(st, &ds->v[best], b, sizeof b);
+    return a[0] && strcmp(a, b) == 0;
+}
+
 static int az_prepare(void **state, const struct config *cfg, int64_t pick,
                       const struct catalog_resolved *m, json_object *body, int stream,
                       json_object *betas, struct upstream_target *t, char *err, size_t n)
 {
-    (void)pick, (void)stream, (void)betas;
+    (void)stream, (void)betas;
     const struct azure_deployments *ds = azure_deployments_get(cfg->azure_credentials, err, n);
-    int i = atoi(m->upstream_id);
+    int i = pick >= 0 && ds && pick < ds->n ? (int)pick : atoi(m->upstream_id);
     if (!ds || i < 0 || i >= ds->n)
         return OAI_ENOKEYS;
     struct az_state *s = calloc(1, sizeof *s);
@@ -249,6 +273,9 @@ const struct provider provider_azure = {
     .openai_native = 1,
     .resolve = az_resolve,
     .keys = az_count,
+    .key_hash = az_key_hash,
+    .serves = az_serves,
+    .check_max_tokens = 1,
     .prepare = az_prepare,
     .auth = az_auth,
     .release = az_release,

@@ -22,6 +22,13 @@ static int gcp_count(const struct config *cfg, char *err, size_t n)
     return k ? k->n : -1;
 }
 
+static const char *gcp_key_hash(const struct config *cfg, int i)
+{
+    char err[256];
+    const struct gcp_keys *k = gcp_keys_get(cfg->gcp_credentials, cfg->gcp_credentials_file, err, sizeof err);
+    return k && i >= 0 && i < k->n ? k->v[i].hash : "";
+}
+
 static int gcp_prepare(void **state, const struct config *cfg, int64_t pick,
                        const struct catalog_resolved *m, json_object *body, int stream,
                        json_object *betas, struct upstream_target *t, char *err, size_t n)
@@ -125,6 +132,8 @@ const struct provider provider_gcp = {
     .owned_by = "anthropic-vertex",
     .refresh_on_401 = 1,
     .keys = gcp_count,
+    .key_hash = gcp_key_hash,
+    .check_max_tokens = 1,
     .prepare = gcp_prepare,
     .auth = gcp_auth,
     .release = gcp_release,

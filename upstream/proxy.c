@@ -13,15 +13,18 @@
 #include "translators/apierr.h"
 #include "translators/catalog.h"
 #include "translators/openai.h"
+#include "upstream/keypool.h"
 #include "upstream/provider.h"
 #include "upstream/transport.h"
 
 #define MAX_ERROR_BODY    (64L * 1024)        /* an upstream error body we keep */
 #define MAX_REPLY_BODY    (64L * 1024 * 1024) /* a non-stream upstream reply */
 #define MAX_ATTEMPTS      3                   /* upstream attempts per request (SPEC §11) */
-#define COOLDOWN_FIRST_MS 1000                /* without Retry-After: 1 s, doubling ... */
-#define COOLDOWN_MAX_MS   30000               /* ... up to 30 s */
 #define MAX_CHOICES_HARD  16
+#define MAX_LANES         3 /* providers one request may try (unified routes) */
+#define LAT_BUCKETS       11
+static const int64_t lat_bucket_ms[LAT_BUCKETS] = {100,  250,   500,   1000,  2500,  5000,
+                                                   10000, 30000, 60000, 120000, 300000};
 
 /* One upstream transfer: choice k of an n fan-out. */
 struct choice {
@@ -40,15 +43,46 @@ struct choice {
     struct buf body; /* the reply (non-stream) or the body of a non-200 answer */
 };
 
+/* One provider that can serve the request, with its keys. */
+struct lane {
+    const struct provider *pv;
+    struct catalog_resolved model;
+    int nkeys;
+    const char **hashes;    /* borrowed from the parsed settings */
+    unsigned char *allowed; /* serves the model and has not failed transiently here */
+};
+
+/* An upstream attempt's failure, kept for the answer when nothing better comes. */
+struct failure {
+    int http;
+    const char *code;
+    char msg[768];
+    char retry_after[32];
+};
+
 /* Everything about one request. */
 struct run {
     const struct proxy_call *c;
     const struct proxy_sink *s;
-    const struct provider *pv;
+    const struct provider *pv; /* the current lane's */
     void *pstate;
     struct upstream_target t;
     enum proxy_api api;
     int stream, begun, gone;
+    int emitted; /* something other than heartbeats reached the client */
+    int status;  /* what the client was answered (metrics) */
+    struct lane lanes[MAX_LANES];
+    int nlanes, cur;
+    json_object *ubody;  /* the current lane's upstream body */
+    json_object *betas;  /* the client's anthropic-beta flags, may be NULL */
+    const char *key_hash; /* the key of the attempt that answered */
+    struct anthropic_usage usage_sum;
+    int prompts;
+    int nlat;
+    struct {
+        const char *provider;
+        int64_t ms;
+    } lat[MAX_ATTEMPTS + 1];
     int n;
     struct choice *ch;
     struct openai_request oreq; /* OpenAI clients */
@@ -70,6 +104,7 @@ static void reply_error(struct run *r, int http, const char *code, const char *m
         apierr_body(r->api == PROXY_ANTHROPIC ? API_ANTHROPIC : API_OPENAI, http, code, msg, param);
     size_t len;
     const char *s = util_json_plain(e, &len);
+    r->status = http;
     if (r->s->reply(r->s->ctx, http, s, len, retry_after) < 0)
         r->gone = 1;
     json_object_put(e);
@@ -87,14 +122,22 @@ static int ensure_begun(struct run *r)
         return OAI_EGONE;
     }
     r->begun = 1;
+    r->status = 200;
     return 0;
+}
+
+/* Output other than heartbeats is about to go out: no retry after this. */
+static int begin_output(struct run *r)
+{
+    r->emitted = 1;
+    return ensure_begun(r);
 }
 
 /* An error after the stream started: an error event in the client's format. */
 static void event_error(struct run *r, int http, const char *code, const char *msg)
 {
     int anth = r->api == PROXY_ANTHROPIC;
-    if (ensure_begun(r))
+    if (begin_output(r))
         return;
     json_object *e = apierr_body(anth ? API_ANTHROPIC : API_OPENAI, http, code, msg, NULL);
     size_t len;
@@ -147,7 +190,7 @@ static int choice_failure(struct run *r, struct choice *ch, const char **code, c
 static int emit_chunk(void *ctx, const char *json, size_t len)
 {
     struct run *r = ctx;
-    if (ensure_begun(r) || r->s->event(r->s->ctx, NULL, json, len) < 0) {
+    if (begin_output(r) || r->s->event(r->s->ctx, NULL, json, len) < 0) {
         r->gone = 1;
         return OAI_EGONE;
     }
@@ -199,7 +242,7 @@ static int openai_native_event(struct choice *ch, const char *name, const char *
 static int native_event(struct choice *ch, const char *name, const char *data, size_t len)
 {
     struct run *r = ch->run;
-    if (ensure_begun(r) || r->s->event(r->s->ctx, name, data, len) < 0) {
+    if (begin_output(r) || r->s->event(r->s->ctx, name, data, len) < 0) {
         r->gone = 1;
         return OAI_EGONE;
     }
@@ -393,16 +436,14 @@ static void transport_opts_of(const struct config *cfg, struct transport_opts *t
     t->idle_timeout_s = cfg->stream_idle_timeout_s;
 }
 
+/* Usage is summed here and written with the request's other counters in one transaction. */
 static void count_usage(struct run *r, const struct anthropic_usage *u, int prompts)
 {
-    struct state *st = r->c->st;
-    long long total = u->input + u->cache_read + u->cache_write + u->output;
-    char name[64];
-    snprintf(name, sizeof name, STATE_TOKENS ":%s", r->model.family);
-    if (state_counter_add(st, STATE_PROMPTS, prompts, NULL) ||
-        state_counter_add(st, STATE_TOKENS, total, NULL) ||
-        state_counter_add(st, name, total, NULL))
-        log_warn("req %s: usage not recorded (state store)", r->c->id);
+    r->usage_sum.input += u->input;
+    r->usage_sum.output += u->output;
+    r->usage_sum.cache_read += u->cache_read;
+    r->usage_sum.cache_write += u->cache_write;
+    r->prompts += prompts;
 }
 
 /* Non-stream answers: pass the native reply through, or translate each choice and merge. */
@@ -430,6 +471,7 @@ static void finish_plain(struct run *r)
                     take_usage(u, &sum);
             }
             json_object_put(msg);
+            r->status = 200;
             if (r->s->reply(r->s->ctx, 200, text, ch->body.len, NULL) < 0)
                 r->gone = 1;
             count_usage(r, &sum, 1);
@@ -459,6 +501,7 @@ static void finish_plain(struct run *r)
     json_object_object_add(merged, "usage", anthropic_usage_json(&sum));
     size_t len;
     const char *s = util_json_plain(merged, &len);
+    r->status = 200;
     if (r->s->reply(r->s->ctx, 200, s, len, NULL) < 0)
         r->gone = 1;
     json_object_put(merged);
@@ -478,7 +521,7 @@ static void finish_stream(struct run *r)
             int http = choice_failure(r, ch, &code, msg, sizeof msg, ra, sizeof ra);
             if (http)
                 event_error(r, http, code, msg);
-            else if (r->api == PROXY_OPENAI && !r->pv->openai_native && ensure_begun(r) == 0)
+            else if (r->api == PROXY_OPENAI && !r->pv->openai_native && begin_output(r) == 0)
                 anthropic_stream_end(ch->as); /* emits the truncation error */
             else
                 event_error(r, 502, "upstream_truncated",
@@ -626,193 +669,474 @@ static int build_body(struct run *r, json_object **out)
     return 0;
 }
 
-/* The attempt loop: authenticate, run the transfer(s), and answer, retry or wait. */
+/* ---- keys and lanes ---------------------------------------------------------------------------
+ */
+
+
+static void lanes_free(struct run *r)
+{
+    for (int l = 0; l < r->nlanes; l++) {
+        free(r->lanes[l].hashes);
+        free(r->lanes[l].allowed);
+    }
+    r->nlanes = 0;
+}
+
+/* Adds pv as a lane when it has keys and serves the model. 1 added, 0 not, -1 after answering
+ * the client (unusable credentials). *had_keys notes that some provider had keys. */
+static int lane_add(struct run *r, const struct provider *pv, int *had_keys)
+{
+    const struct proxy_call *c = r->c;
+    char err[256] = "";
+    int n = pv->keys(c->cfg, err, sizeof err);
+    if (n < 0) {
+        log_error("req %s: %s", c->id, err);
+        reply_error(r, 500, "config_error",
+                    "the gateway's upstream credentials are unusable; see the server log", NULL,
+                    NULL);
+        return -1;
+    }
+    if (n == 0 || r->nlanes == MAX_LANES)
+        return 0;
+    *had_keys = 1;
+    struct lane *ln = &r->lanes[r->nlanes];
+    memset(ln, 0, sizeof *ln);
+    struct transport_opts topts;
+    transport_opts_of(c->cfg, &topts);
+    if (pv->resolve ? pv->resolve(c->cfg, c->st, &topts, r->client_model, &ln->model)
+                    : catalog_resolve(r->client_model, c->cfg->model_aliases, pv->catalog,
+                                      &ln->model))
+        return 0;
+    ln->hashes = calloc((size_t)n, sizeof *ln->hashes);
+    ln->allowed = calloc((size_t)n, 1);
+    if (!ln->hashes || !ln->allowed) {
+        free(ln->hashes);
+        free(ln->allowed);
+        reply_error(r, 500, "internal_error", "out of memory", NULL, NULL);
+        return -1;
+    }
+    ln->pv = pv;
+    ln->nkeys = n;
+    for (int i = 0; i < n; i++) {
+        ln->hashes[i] = pv->key_hash(c->cfg, i);
+        ln->allowed[i] = !pv->serves || pv->serves(c->cfg, c->st, &ln->model, i);
+    }
+    r->nlanes++;
+    return 1;
+}
+
+/* The providers that may serve the request, in order: one for a provider route; for the unified
+ * routes every provider of PROVIDER_ORDER that has keys and knows the model, then Azure when no
+ * Claude platform took it. 0, or -1 after answering the client. */
+static int lanes_setup(struct run *r)
+{
+    const struct proxy_call *c = r->c;
+    const struct config *cfg = c->cfg;
+    int had_keys = 0;
+    if (strcmp(c->provider, "unified") != 0) {
+        const struct provider *pv = provider_by_name(c->provider);
+        if (pv && lane_add(r, pv, &had_keys) < 0)
+            return -1;
+    } else {
+        /* Azure never stands in for Claude: it takes the models the Claude catalogue lacks */
+        struct catalog_resolved m;
+        int claude = catalog_resolve(r->client_model, cfg->model_aliases, CATALOG_VERTEX, &m) == 0 ||
+                     catalog_resolve(r->client_model, cfg->model_aliases, CATALOG_BEDROCK, &m) == 0;
+        const char *order = cfg->provider_order ? cfg->provider_order : "gcp,aws";
+        const char *e;
+        size_t len;
+        int azure_listed = 0;
+        while (util_list_next(&order, &e, &len)) {
+            char name[16];
+            snprintf(name, sizeof name, "%.*s", (int)(len < 15 ? len : 15), e);
+            const struct provider *pv = provider_by_name(name);
+            if (pv == &provider_azure)
+                azure_listed = 1;
+            if (pv && (pv == &provider_azure) != claude && lane_add(r, pv, &had_keys) < 0)
+                return -1;
+        }
+        if (!claude && !azure_listed && lane_add(r, &provider_azure, &had_keys) < 0)
+            return -1;
+    }
+    if (r->nlanes > 0)
+        return 0;
+    if (!had_keys) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "no usable key: this gateway has no %s credentials",
+                 strcmp(c->provider, "unified") == 0 ? "upstream" : c->provider);
+        reply_error(r, 503, "no_keys", msg, NULL, NULL);
+        return -1;
+    }
+    const struct provider *pv = provider_by_name(c->provider);
+    r->pv = pv ? pv : &provider_gcp;
+    unknown_model(r, r->client_model);
+    return -1;
+}
+
+/* Makes lane l current: the body is translated for its platform. 0, or -1 after answering. */
+static int lane_enter(struct run *r, int l)
+{
+    if (r->cur == l)
+        return 0;
+    if (r->pv) {
+        if (r->pstate)
+            r->pv->release(r->pstate);
+        r->pstate = NULL;
+        choices_free(r);
+        r->ch = NULL;
+    }
+    json_object_put(r->ubody);
+    r->ubody = NULL;
+    openai_request_free(&r->oreq);
+    memset(&r->oreq, 0, sizeof r->oreq);
+    r->cur = l;
+    r->pv = r->lanes[l].pv;
+    r->model = r->lanes[l].model;
+    if (build_body(r, &r->ubody))
+        return -1;
+    r->ch = calloc((size_t)r->n, sizeof *r->ch);
+    if (!r->ch) {
+        reply_error(r, 500, "internal_error", "out of memory", NULL, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+/* Why keys were left out (for the answer when none is usable). */
+struct census {
+    int revoked, quota, nomodel;
+};
+
+/* Loads each lane's key pool in order; the first lane with a ready key wins (its pool is left in
+ * *pool). -1 when none is ready: *soonest is when one will be (0: never). */
+static int choose(struct run *r, int *lane, struct keypool *pool, int64_t *soonest,
+                  struct census *cs)
+{
+    const struct config *cfg = r->c->cfg;
+    int64_t now = state_now_ms();
+    *soonest = 0;
+    memset(cs, 0, sizeof *cs);
+    for (int l = 0; l < r->nlanes; l++) {
+        struct lane *ln = &r->lanes[l];
+        int64_t at;
+        /* the checker's model lists cover the current catalogue, not legacy ids */
+        const struct catalog_model *cm = ln->model.model;
+        keypool_load(pool, r->c->st, ln->pv->name, ln->model.family, ln->model.upstream_id,
+                     cm && !(cm->flags & CAT_LEGACY) ? cm->api_id : "", ln->hashes, ln->nkeys);
+        int k = keypool_pick(pool, ln->allowed, (int)cfg->key_max_concurrency, now, &at);
+        if (k >= 0) {
+            *lane = l;
+            return k;
+        }
+        if (at && (!*soonest || at < *soonest))
+            *soonest = at;
+        for (int i = 0; i < pool->n; i++) {
+            const struct keypool_key *kk = &pool->k[i];
+            if (!ln->allowed[i] || keypool_usable(pool, i, now))
+                continue;
+            if (kk->revoked)
+                cs->revoked++;
+            else if (kk->quota_until > now)
+                cs->quota++;
+            else
+                cs->nomodel++;
+        }
+        keypool_free(pool);
+    }
+    return -1;
+}
+
+/* Waits for a cooling key, counted in the family's queue for the info page. */
+static int queue_wait(struct run *r, int64_t ms, int64_t t0)
+{
+    const char *family = r->lanes[0].model.family;
+    keypool_queue_enter(r->c->st, family, r->c->id, ms + 5000);
+    int rc = wait_cooldown(r, ms, t0);
+    keypool_queue_leave(r->c->st, family, r->c->id);
+    return rc;
+}
+
+/* The answer when no attempt can follow: the last failure, else why no key was ready. */
+static void answer_failure(struct run *r, struct failure *f, int64_t soonest,
+                           const struct census *cs)
+{
+    int64_t wait = soonest ? soonest - state_now_ms() : 0;
+    if (!f->http && soonest) {
+        f->http = 429;
+        f->code = "rate_limit_exceeded";
+        snprintf(f->msg, sizeof f->msg,
+                 "every key that serves %.100s is cooling down after upstream rate limits",
+                 r->client_model);
+    } else if (!f->http && cs && cs->nomodel && !cs->revoked && !cs->quota) {
+        f->http = 404;
+        f->code = "model_not_found";
+        snprintf(f->msg, sizeof f->msg,
+                 "no configured key can use %.100s (the key checker found the model "
+                 "unavailable to every key)",
+                 r->client_model);
+    } else if (!f->http && cs && cs->revoked && !cs->quota && !cs->nomodel) {
+        f->http = 502; /* as when the upstream refused them live (SPEC §6) */
+        f->code = "upstream_auth_failed";
+        snprintf(f->msg, sizeof f->msg,
+                 "the upstream refused the gateway's credentials: every key that serves %.100s "
+                 "is revoked (the key checker retries them every few minutes)",
+                 r->client_model);
+    } else if (!f->http) {
+        f->http = 503;
+        f->code = "no_keys";
+        snprintf(f->msg, sizeof f->msg,
+                 "no usable key for %.100s: %d revoked, %d over quota, %d without access to "
+                 "the model (see the server log)",
+                 r->client_model, cs ? cs->revoked : 0, cs ? cs->quota : 0,
+                 cs ? cs->nomodel : 0);
+    }
+    /* SPEC §11: a 429 always carries Retry-After, from the soonest cooldown when upstream gave
+     * none */
+    if (f->http == 429 && !f->retry_after[0])
+        snprintf(f->retry_after, sizeof f->retry_after, "%lld",
+                 (long long)(wait > 1000 ? (wait + 999) / 1000 : 1));
+    if (r->begun) { /* committed while waiting: the failure is an SSE event */
+        event_error(r, f->http, f->code, f->msg);
+        if (!r->gone && r->api == PROXY_OPENAI)
+            emit_chunk(r, "[DONE]", 6);
+        return;
+    }
+    reply_error(r, f->http, f->code, f->msg, NULL, f->retry_after[0] ? f->retry_after : NULL);
+}
+
+/* One upstream attempt with key k of the current lane. 0 when the transfer ran (the choices
+ * tell how it went), else an auth failure (OAI_EAUTHUP / OAI_EUPSTREAM) or -1 after answering. */
+static int attempt_once(struct run *r, int k, int refresh, struct transport_opts *topts)
+{
+    const struct proxy_call *c = r->c;
+    char err[256] = "";
+    if (r->pstate)
+        r->pv->release(r->pstate);
+    r->pstate = NULL;
+    int rc = r->pv->prepare(&r->pstate, c->cfg, k, &r->model, r->ubody, r->stream, r->betas,
+                            &r->t, err, sizeof err);
+    if (rc) {
+        reply_error(r, err_http(rc), rc == OAI_EBADREQ ? "invalid_request" : "internal_error",
+                    err[0] ? err : err_message(rc), rc == OAI_EBADREQ ? "model" : NULL, NULL);
+        return -1;
+    }
+    r->body = util_json_plain(r->ubody, &r->body_len);
+    rc = r->pv->auth(r->pstate, c->cfg, c->st, topts, r->body, r->body_len, refresh, &r->t);
+    if (rc)
+        return rc;
+    if (choices_reset(r)) {
+        reply_error(r, 500, "internal_error", "out of memory", NULL, NULL);
+        return -1;
+    }
+    struct xfer *xs[MAX_CHOICES_HARD];
+    for (int i = 0; i < r->n; i++)
+        xs[i] = &r->ch[i].x;
+    int64_t t1 = util_mono_ms();
+    transport_run(xs, r->n, topts, on_tick, r);
+    if (r->nlat < MAX_ATTEMPTS + 1) {
+        r->lat[r->nlat].provider = r->pv->name;
+        r->lat[r->nlat++].ms = util_mono_ms() - t1;
+    }
+    return 0;
+}
+
+/* The attempt loop: pick a ready key (any lane), run it, and answer, retry elsewhere or wait.
+ * At most MAX_ATTEMPTS transfers; every failure is judged against its key in the shared store. */
 static void attempts(struct run *r)
 {
     const struct proxy_call *c = r->c;
     const struct config *cfg = c->cfg;
     struct transport_opts topts;
     transport_opts_of(cfg, &topts);
-    struct xfer *xs[MAX_CHOICES_HARD];
-    int64_t t0 = util_mono_ms(), backoff = COOLDOWN_FIRST_MS;
-    int refresh = 0, refreshed = 0;
-    for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        int rc = r->pv->auth(r->pstate, cfg, c->st, &topts, r->body, r->body_len, refresh, &r->t);
-        refresh = 0;
-        if (rc) {
-            const char *msg = rc == OAI_EAUTHUP ? "the upstream refused the gateway's credentials"
-                                                : "could not authenticate to the upstream";
-            if (r->begun)
-                event_error(r, 502, "upstream_auth_failed", msg);
-            else
-                reply_error(r, 502, "upstream_auth_failed", msg, NULL, NULL);
+    struct failure last;
+    memset(&last, 0, sizeof last);
+    int64_t t0 = util_mono_ms();
+    int attempt = 0, cap = (int)cfg->key_max_concurrency;
+    int64_t slot_ttl = (cfg->upstream_timeout_s + 60) * 1000 * MAX_ATTEMPTS;
+    for (;;) {
+        struct keypool pool;
+        struct census cs;
+        int lane = 0;
+        int64_t soonest;
+        int k = choose(r, &lane, &pool, &soonest, &cs);
+        if (k >= 0 && attempt >= MAX_ATTEMPTS)
+            keypool_free(&pool);
+        if (k < 0 || attempt >= MAX_ATTEMPTS) {
+            int64_t wait = soonest ? soonest - state_now_ms() : -1;
+            if (attempt < MAX_ATTEMPTS && soonest &&
+                wait <= cfg->max_queue_wait_s * 1000 - (util_mono_ms() - t0)) {
+                if (queue_wait(r, wait > 0 ? wait : 0, t0) < 0)
+                    return;
+                continue;
+            }
+            answer_failure(r, &last, soonest, &cs);
             return;
         }
-        if (choices_reset(r)) {
-            reply_error(r, 500, "internal_error", "out of memory", NULL, NULL);
+        int slot = -1, answered = 0;
+        if (lane_enter(r, lane) < 0) {
+            keypool_free(&pool);
             return;
         }
-        for (int i = 0; i < r->n; i++)
-            xs[i] = &r->ch[i].x;
-        transport_run(xs, r->n, &topts, on_tick, r);
-        log_info("req %s: %s key %s model %s attempt %d -> HTTP %ld after %lld ms", c->id,
-                 r->pv->name, r->t.key_hash, r->t.model_id, attempt + 1, r->ch[0].x.status,
-                 (long long)(util_mono_ms() - t0));
-        if (r->gone)
-            return;
-        /* the first choice that failed before any byte of it was sent decides what follows */
-        const char *code = NULL;
-        char msg[768], ra[32];
-        int http = 0;
+        if (keypool_take(&pool, c->st, k, cap, c->id, slot_ttl, &slot)) {
+            keypool_free(&pool); /* another process took the last slot: choose again */
+            continue;
+        }
         struct choice *bad = NULL;
-        for (int i = 0; i < r->n && !http; i++) {
-            http = choice_failure(r, &r->ch[i], &code, msg, sizeof msg, ra, sizeof ra);
-            bad = http ? &r->ch[i] : NULL;
+        enum keypool_verdict v = KEYPOOL_OK;
+        long status = 0;
+        for (int refresh = 0;; refresh = 1) {
+            int rc = attempt_once(r, k, refresh, &topts);
+            attempt++;
+            if (rc < 0 && rc != OAI_EAUTHUP && rc != OAI_EUPSTREAM && rc != OAI_ESTATE) {
+                answered = 1;
+                break;
+            }
+            if (rc) {
+                v = rc == OAI_EAUTHUP ? KEYPOOL_REVOKED : KEYPOOL_TRANSIENT;
+                last.http = 502;
+                last.code = "upstream_auth_failed";
+                snprintf(last.msg, sizeof last.msg, "%s",
+                         rc == OAI_EAUTHUP ? "the upstream refused the gateway's credentials"
+                                           : "could not authenticate to the upstream");
+                last.retry_after[0] = '\0';
+                bad = NULL;
+                break;
+            }
+            log_info("req %s: %s key %s model %s attempt %d -> HTTP %ld after %lld ms", c->id,
+                     r->pv->name, r->t.key_hash, r->t.model_id, attempt, r->ch[0].x.status,
+                     (long long)(util_mono_ms() - t0));
+            if (r->gone)
+                break;
+            /* the first choice that failed before any byte of it was sent decides what follows */
+            int http = 0;
+            const char *code = NULL;
+            for (int i = 0; i < r->n && !http; i++) {
+                http = choice_failure(r, &r->ch[i], &code, last.msg, sizeof last.msg,
+                                      last.retry_after, sizeof last.retry_after);
+                bad = http ? &r->ch[i] : NULL;
+            }
+            if (!bad) {
+                v = KEYPOOL_OK;
+                break;
+            }
+            last.http = http;
+            last.code = code;
+            status = bad->pre_http ? bad->pre_http : bad->x.status;
+            v = bad->x.result && !bad->x.status ? KEYPOOL_TRANSIENT
+                                                : keypool_classify(status, bad->x.error_type,
+                                                                   last.msg);
+            if (bad->x.status == 401 && r->pv->refresh_on_401 && !refresh &&
+                attempt < MAX_ATTEMPTS) {
+                log_warn("req %s: %s key %s: credentials refused; refreshing once", c->id,
+                         r->pv->name, r->t.key_hash);
+                continue;
+            }
+            break;
         }
-        if (r->begun && (!bad || bad->x.status == 200)) {
-            finish_stream(r);
+        long long secs;
+        int64_t ra_ms = v == KEYPOOL_COOL && last.retry_after[0] &&
+                                util_parse_long(last.retry_after, 0, 86400, &secs) == 0
+                            ? secs * 1000
+                            : -1;
+        if (!r->gone && !answered)
+            keypool_judge(&pool, c->st, k, v, ra_ms, status, v == KEYPOOL_OK ? "" : last.msg);
+        keypool_give(&pool, c->st, k, slot);
+        keypool_free(&pool);
+        if (r->gone || answered)
             return;
-        }
-        if (!bad) {
-            if (r->stream)
+        if (v == KEYPOOL_OK || r->emitted) {
+            r->key_hash = r->lanes[lane].hashes[k];
+            if (r->stream && (r->begun || r->emitted))
+                finish_stream(r);
+            else if (r->stream && !bad)
                 reply_error(r, 502, "upstream_truncated", "the upstream stream was empty", NULL,
                             NULL);
             else
                 finish_plain(r);
             return;
         }
-        if (bad->x.status == 401 && r->pv->refresh_on_401 && !refreshed &&
-            attempt + 1 < MAX_ATTEMPTS) {
-            log_warn("req %s: %s key %s: credentials refused; refreshing once", c->id, r->pv->name,
-                     r->t.key_hash);
-            refresh = refreshed = 1;
-            continue;
+        if (v == KEYPOOL_REVOKED && last.http == 403) {
+            last.http = 502; /* our credential is wrong, not the client's (SPEC §6) */
+            last.code = "upstream_auth_failed";
         }
-        int64_t cool = backoff;
-        if (http == 429 || http == 503) {
-            long long secs;
-            if (ra[0] && util_parse_long(ra, 0, 86400, &secs) == 0)
-                cool = secs * 1000;
-            backoff = backoff * 2 > COOLDOWN_MAX_MS ? COOLDOWN_MAX_MS : backoff * 2;
-            if (!r->begun && attempt + 1 < MAX_ATTEMPTS &&
-                util_mono_ms() - t0 + cool <= cfg->max_queue_wait_s * 1000) {
-                if (wait_cooldown(r, cool, t0) < 0)
-                    return;
-                continue;
-            }
-        }
-        if (r->begun) {
-            finish_stream(r); /* committed while waiting: the failure is an SSE event */
+        if (v == KEYPOOL_FATAL) {
+            answer_failure(r, &last, 0, NULL);
             return;
         }
-        /* SPEC §11: a 429 always carries Retry-After, from the cooldown when upstream gave none */
-        if (http == 429 && !ra[0])
-            snprintf(ra, sizeof ra, "%lld", (long long)((cool + 999) / 1000));
-        reply_error(r, http, code, msg, NULL, ra[0] ? ra : NULL);
-        return;
+        if (v == KEYPOOL_TRANSIENT || v == KEYPOOL_NOMODEL)
+            r->lanes[lane].allowed[k] = 0; /* not again in this request */
     }
+}
+
+/* Writes the request's counters (usage, the key's, metrics) in one transaction. */
+static void settle(struct run *r)
+{
+    const struct anthropic_usage *u = &r->usage_sum;
+    int64_t total = u->input + u->cache_read + u->cache_write + u->output;
+    char fam[96], kp[160], kt[200], req[160], lat[LAT_BUCKETS + 1 + 2][96];
+    struct state_delta d[8 + MAX_ATTEMPTS * 3];
+    size_t n = 0;
+    const char *family = r->model.family[0] ? r->model.family : "none";
+    const char *provider = r->pv ? r->pv->name : "none";
+    if (r->prompts || total) {
+        snprintf(fam, sizeof fam, STATE_TOKENS ":%s", family);
+        d[n++] = (struct state_delta){STATE_PROMPTS, r->prompts};
+        d[n++] = (struct state_delta){STATE_TOKENS, total};
+        d[n++] = (struct state_delta){fam, total};
+        if (r->key_hash) {
+            keypool_count_names(provider, r->key_hash, family, kp, sizeof kp, kt, sizeof kt);
+            d[n++] = (struct state_delta){kp, r->prompts};
+            d[n++] = (struct state_delta){kt, total};
+        }
+    }
+    snprintf(req, sizeof req, PROXY_METRIC_REQUESTS "%s:%s:%d",
+             r->api == PROXY_ANTHROPIC ? "messages" : "chat", provider,
+             r->status ? r->status : 499);
+    d[n++] = (struct state_delta){req, 1};
+    for (int i = 0, li = 0; i < r->nlat && li + 3 <= (int)(sizeof lat / sizeof lat[0]); i++) {
+        int b = 0;
+        while (b < LAT_BUCKETS && r->lat[i].ms > lat_bucket_ms[b])
+            b++;
+        snprintf(lat[li], sizeof lat[li], PROXY_METRIC_LATENCY "%s:%d", r->lat[i].provider, b);
+        d[n++] = (struct state_delta){lat[li++], 1};
+        snprintf(lat[li], sizeof lat[li], PROXY_METRIC_LATENCY_SUM "%s", r->lat[i].provider);
+        d[n++] = (struct state_delta){lat[li++], r->lat[i].ms};
+    }
+    if (state_counter_add_many(r->c->st, d, n))
+        log_warn("req %s: usage and metrics not recorded (state store)", r->c->id);
 }
 
 static void generate(struct run *r)
 {
     const struct proxy_call *c = r->c;
-    const struct config *cfg = c->cfg;
-    char err[256] = "";
-    int nkeys = r->pv->keys(cfg, err, sizeof err);
-    if (nkeys < 0) {
-        log_error("req %s: %s", c->id, err);
-        reply_error(r, 500, "config_error",
-                    "the gateway's upstream credentials are unusable; see the server log", NULL,
-                    NULL);
-        return;
-    }
-    if (nkeys == 0) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "no %s credentials are configured", r->pv->name);
-        reply_error(r, 503, "no_keys", msg, NULL, NULL);
-        return;
-    }
     r->client_model = str_field(c->body, "model");
     if (!r->client_model) {
         reply_error(r, 400, "invalid_request", "you must provide a model parameter", "model", NULL);
         return;
     }
-    struct transport_opts topts;
-    transport_opts_of(cfg, &topts);
-    int unknown = r->pv->resolve ? r->pv->resolve(cfg, c->st, &topts, r->client_model, &r->model)
-                                 : catalog_resolve(r->client_model, cfg->model_aliases,
-                                                   r->pv->catalog, &r->model);
-    if (unknown) {
-        unknown_model(r, r->client_model);
+    if (lanes_setup(r))
         return;
+    /* ALLOWED_MODEL_FAMILIES: lanes of other families drop out */
+    int kept = 0;
+    for (int l = 0; l < r->nlanes; l++) {
+        if (family_allowed(c->cfg, r->lanes[l].model.family)) {
+            r->lanes[kept++] = r->lanes[l];
+        } else {
+            free(r->lanes[l].hashes);
+            free(r->lanes[l].allowed);
+        }
     }
-    if (!family_allowed(cfg, r->model.family)) {
+    if (!kept) {
         char msg[160];
         snprintf(msg, sizeof msg, "Model family '%s' is not enabled on this proxy",
-                 r->model.family);
+                 r->lanes[0].model.family);
+        r->nlanes = 0;
         reply_error(r, 403, "model_not_allowed", msg, "model", NULL);
         return;
     }
-    json_object *body = NULL;
-    if (build_body(r, &body))
-        return;
-    json_object *betas =
-        c->beta && *c->beta ? anthropic_betas(c->beta, cfg->drop_anthropic_betas) : NULL;
-    char rrname[32];
-    int64_t pick = 0;
-    snprintf(rrname, sizeof rrname, "%s:rr", r->pv->name);
-    if (state_counter_add(c->st, rrname, 1, &pick))
-        pick = 0;
-    int rc = r->pv->prepare(&r->pstate, cfg, pick, &r->model, body, r->stream, betas, &r->t, err,
-                            sizeof err);
-    json_object_put(betas);
-    if (rc) {
-        reply_error(r, err_http(rc), rc == OAI_EBADREQ ? "invalid_request" : "internal_error",
-                    err[0] ? err : err_message(rc), rc == OAI_EBADREQ ? "model" : NULL, NULL);
-        json_object_put(body);
-        return;
-    }
-    r->body = util_json_plain(body, &r->body_len);
-    r->ch = calloc((size_t)r->n, sizeof *r->ch);
-    if (!r->ch)
-        reply_error(r, 500, "internal_error", "out of memory", NULL, NULL);
-    else
-        attempts(r);
-    json_object_put(body);
-}
-
-static const struct provider *provider_named(const char *name)
-{
-    if (strcmp(name, "gcp") == 0)
-        return &provider_gcp;
-    if (strcmp(name, "aws") == 0)
-        return &provider_aws;
-    if (strcmp(name, "azure") == 0)
-        return &provider_azure;
-    return NULL;
-}
-
-/* The unified routes: a Claude model goes to the first provider in PROVIDER_ORDER that has keys;
- * any other model to Azure when Azure has deployments. */
-static const struct provider *provider_unified(const struct config *cfg, json_object *body)
-{
-    const char *order = cfg->provider_order ? cfg->provider_order : "gcp,aws";
-    char err[256];
-    struct catalog_resolved m;
-    const char *model = str_field(body, "model");
-    if (model && catalog_resolve(model, cfg->model_aliases, CATALOG_VERTEX, &m) != 0 &&
-        provider_azure.keys(cfg, err, sizeof err) > 0)
-        return &provider_azure;
-    const char *e;
-    size_t len;
-    while (util_list_next(&order, &e, &len)) {
-        char name[16];
-        snprintf(name, sizeof name, "%.*s", (int)(len < 15 ? len : 15), e);
-        const struct provider *pv = provider_named(name);
-        if (pv && pv->keys(cfg, err, sizeof err) > 0)
-            return pv;
-    }
-    return &provider_gcp;
+    r->nlanes = kept;
+    r->betas = c->beta && *c->beta ? anthropic_betas(c->beta, c->cfg->drop_anthropic_betas) : NULL;
+    attempts(r);
 }
 
 void proxy_generate(const struct proxy_call *c, const struct proxy_sink *s)
@@ -825,23 +1149,18 @@ void proxy_generate(const struct proxy_call *c, const struct proxy_sink *s)
     r->c = c;
     r->s = s;
     r->api = c->api;
+    r->cur = -1;
     r->created = util_now_ms() / 1000;
     snprintf(r->chunk_id, sizeof r->chunk_id, "chatcmpl-%s", c->id);
-    r->pv = strcmp(c->provider, "unified") == 0 ? provider_unified(c->cfg, c->body)
-                                                : provider_named(c->provider);
-    if (r->pv) {
-        generate(r);
-    } else {
-        char msg[128];
-        snprintf(msg, sizeof msg,
-                 "no usable key: this gateway has no %s credentials it can "
-                 "call yet",
-                 c->provider);
-        reply_error(r, 503, "no_keys", msg, NULL, NULL);
-    }
+    generate(r);
+    settle(r);
     if (r->pv && r->pstate)
         r->pv->release(r->pstate);
-    choices_free(r);
+    if (r->pv)
+        choices_free(r);
+    lanes_free(r);
+    json_object_put(r->ubody);
+    json_object_put(r->betas);
     openai_request_free(&r->oreq);
     free(r);
 }
@@ -876,27 +1195,4 @@ json_object *proxy_models(const struct config *cfg, struct state *st, const char
         provider_azure_models(cfg, st, data);
     json_object_object_add(list, "data", data);
     return list;
-}
-
-void proxy_status(const struct config *cfg, struct state *st, json_object *info)
-{
-    if (cfg->azure_keys > 0)
-        provider_azure_status(cfg, st, info);
-}
-
-void proxy_startup_check(const struct config *cfg, struct state *st)
-{
-    if (cfg->azure_keys <= 0)
-        return;
-    char owner[48];
-    int held = 0;
-    snprintf(owner, sizeof owner, "pid %d", (int)getpid());
-    /* every process of a pool starts at once: one of them asks */
-    if (state_lease_acquire(st, "azure:probe", owner, 60000, &held) || !held)
-        return;
-    struct transport_opts t;
-    transport_opts_of(cfg, &t);
-    if (t.timeout_s > 30)
-        t.timeout_s = 30;
-    provider_azure_probe(cfg, st, &t);
 }

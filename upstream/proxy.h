@@ -13,10 +13,16 @@
 #include <json-c/json.h>
 #include <stddef.h>
 
+#include "common/buf.h"
 #include "fcgi/config.h"
 #include "state/state.h"
 
 enum proxy_api { PROXY_OPENAI, PROXY_ANTHROPIC };
+
+/* Metric counters in the state store (rendered by proxy_metrics). */
+#define PROXY_METRIC_REQUESTS    "m:req:"    /* m:req:<api>:<provider>:<status> */
+#define PROXY_METRIC_LATENCY     "m:lat:"    /* m:lat:<provider>:<bucket> (not cumulative) */
+#define PROXY_METRIC_LATENCY_SUM "m:latsum:" /* m:latsum:<provider>, milliseconds */
 
 struct proxy_sink {
     /* a whole response (JSON body bytes); retry_after may be NULL */
@@ -49,11 +55,17 @@ void proxy_generate(const struct proxy_call *c, const struct proxy_sink *s);
  * serve ("unified": every provider). */
 json_object *proxy_models(const struct config *cfg, struct state *st, const char *provider);
 
-/* proxy_startup_check runs the start-up checks that ask upstreams (Azure deployments' models);
- * one process at a time through a lease. Blocking: run it off the request threads. */
-void proxy_startup_check(const struct config *cfg, struct state *st);
+/* proxy_key_check runs the key checker when it is due and no other process runs it (a lease in
+ * the state store): every key of every provider once per KEY_CHECK_PERIOD_S, revoked keys every
+ * few minutes. Blocking (upstream calls): run it off the request threads. stop (may be NULL)
+ * is polled to give up early. Returns 1 when it ran a round. */
+int proxy_key_check(const struct config *cfg, struct state *st, int (*stop)(void *), void *ctx);
 
-/* proxy_status adds what the upstream layer knows to the info object (Azure family blocks). */
+/* proxy_status adds the key pools' per-family blocks to the info object (SPEC §7). */
 void proxy_status(const struct config *cfg, struct state *st, json_object *info);
+
+/* proxy_metrics appends the Prometheus text of requests, upstream latency, tokens, key states
+ * and queues (all processes) to out. */
+int proxy_metrics(const struct config *cfg, struct state *st, struct buf *out);
 
 #endif

@@ -145,7 +145,7 @@ test('the mock refuses what Azure refuses (and records the violations)', async (
 // ---- the gateway ---------------------------------------------------------------------------------
 test('start lighttpd with three Azure deployments', async () => {
   if (!requireBin()) throw new Error('no binary');
-  P.L = await startGateway(P.G, { HEARTBEAT_S: 1 });
+  P.L = await startGateway(P.G, { HEARTBEAT_S: 1, KEY_CHECK_PERIOD_S: 3600 });
   ok(P.L, 'lighttpd answers /healthz');
 }, { timeout: 30000 });
 

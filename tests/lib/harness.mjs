@@ -318,6 +318,10 @@ export function httpRequest(url, { method = 'GET', headers = {}, body, localAddr
 }
 
 // ---- lighttpd ----------------------------------------------------------------------------------
+// The key checker probes every key at start; tests that count upstream calls or script the mock's
+// answers keep it off unless they set KEY_CHECK_PERIOD_S themselves.
+export const CHECKER_OFF = { KEY_CHECK_PERIOD_S: '0' };
+
 export function renderConf({ port, rundir, mount = '/', procs = 2, extra = '', statePath, bin = BIN }) {
   const tpl = path.join(SRCDIR, 'etc/lighttpd.conf');
   const script = path.join(SRCDIR, 'scripts/render-lighttpd-conf.sh');
@@ -366,7 +370,7 @@ async function startLighttpdOnce({ env = {}, mount = '/', procs = 2, extra = '',
   fs.writeFileSync(conf, text);
   const mark = path.basename(rundir);
   marks.add(mark);
-  const proc = spawnTracked(LIGHTTPD, ['-D', '-f', conf], { env: baseEnv({ OAI_IT_MARK: mark, ...env }) });
+  const proc = spawnTracked(LIGHTTPD, ['-D', '-f', conf], { env: baseEnv({ OAI_IT_MARK: mark, ...CHECKER_OFF, ...env }) });
   const origin = `http://127.0.0.1:${port}`;
   const m = mount.replace(/\/+$/, '');
   // lighttpd -D leaves the gateways' stderr (their log lines) on its own stderr: return both.
@@ -445,7 +449,7 @@ export async function startListen(args, env = {}, { timeout = 10000 } = {}) {
     const j = spec.lastIndexOf(':');
     addr = { host: spec.slice(0, j), port: Number(spec.slice(j + 1)) };
   }
-  const proc = spawnTracked(BIN, args, { env: baseEnv(env) });
+  const proc = spawnTracked(BIN, args, { env: baseEnv({ ...CHECKER_OFF, ...env }) });
   proc.stdin.end();
   const deadline = Date.now() + timeout;
   while (!(await canConnect(addr))) {

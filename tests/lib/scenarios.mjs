@@ -602,6 +602,9 @@ export const SCENARIO_LIST = [
       const n = P.mock.find(m).length;
       ok(n >= 1 && n <= 3, 'between 1 and 3 upstream attempts', n);
       ok(Date.now() - t0 < 60000, 'answered within the wait bound', Date.now() - t0);
+    });
+    // a fresh gateway again: the key above cools down for every later request (shared state)
+    await fresh(P, async (l) => {
       const e = await sdkError(client(l, P.base).chat.completions.create({ model: P.model, stream: true, messages: user(`Busy ${mark('rate429', 'st')}`) }));
       ok(e instanceof OpenAI.RateLimitError, 'stream: RateLimitError before any chunk', e && `${e.status} ${e.message}`);
     });

@@ -41,6 +41,42 @@
 // Claude `error` event becomes a modelStreamErrorException message; the Bedrock-only scenarios add a
 // throttlingException message and a frame with a corrupted CRC. Every request is recorded in
 // `requests` (rec.sent: the Anthropic events delivered in valid chunk frames, in order).
+//
+// Per-credential behaviour (key pools), as AWS differs per access key. Every record carries
+// `rec.accessKeyId`: the access key id named in the SigV4 Credential once the signature verified
+// (null otherwise), and, from then on, `rec.marker` even when the request is refused.
+//   keyScenario(accessKeyId, name)  every request signed with that key is answered with scenario
+//                                   `name` (a key of SCENARIOS: rate429, tokens429, quotaDay429,
+//                                   unrecognized403, denied403, unavailable503, …) instead of the
+//                                   one its marker / the queue selects (the queue is then not
+//                                   consumed); rec.marker still holds the marker, rec.scenario the
+//                                   name used. Body checks still fail first. `name` null clears it.
+//   disableKey(accessKeyId[, on])   requests correctly signed with that key answer 403
+//                                   `x-amzn-ErrorType: UnrecognizedClientException` {"message": "The
+//                                   security token included in the request is invalid."}, as for
+//                                   an unknown key (rec.refused 'disabled', an `authFailures` entry
+//                                   with check 'disabled', no violation). `on` false re-enables it.
+//   modelAccess(accessKeyId, ids)   the key may only use the Bedrock base model ids in `ids` (no
+//                                   geography prefix: 'anthropic.claude-sonnet-4-5-20250929-v1:0');
+//                                   a request is compared by baseModelId() of its model id (an
+//                                   inference profile's geography prefix dropped, an ARN reduced to
+//                                   its resource id first), any other model answers 403
+//                                   AccessDeniedException "You don't have access to the model with
+//                                   the specified model ID." (rec.refused 'model-access', no
+//                                   violation). `ids` null allows every model again.
+// The key checker's cheap availability probe: a body whose max_tokens is an integer < 1 (the
+// gateway sends max_tokens: -1 on purpose) and that is otherwise valid answers as Bedrock does,
+// 400 ValidationException "Malformed input request: #/max_tokens: -1 is not greater or equal to 1,
+// please reformat your input and try again." (rec.refused 'max_tokens', no violation) — only once
+// the signature, disableKey, modelAccess and the model id refusals (on-demand, region) passed, so
+// that answer means "this key can use this model". Anything else wrong in such a body is still a
+// violation; the Vertex mock keeps treating max_tokens < 1 as one. A probe takes nothing from the
+// queue and ignores its marker; only a keyScenario with an error answer (rate429, quotaDay429,
+// unavailable503, denied403, …) answers it instead, as that key would answer anything.
+// Order: host / path, SigV4, disableKey, model id and header checks, the scenario (marker / queue /
+// keyScenario), modelAccess, the body checks, the on-demand / region refusals, the probe, the
+// scenario's answer. reset() keeps these settings (tests reset records between steps);
+// clearKeyModes() drops all three.
 import crypto from 'node:crypto';
 import https from 'node:https';
 import { SignatureV4 } from '@smithy/signature-v4';
@@ -114,6 +150,17 @@ export function parseModelId(id) {
   if (!m) return null;
   const inner = m[3] === 'inference-profile' || m[3] === 'foundation-model' ? parseModelId(m[4]) : null;
   return { kind: 'arn', geo: inner ? inner.geo : null, claude: inner ? inner.claude : null, arnRegion: m[1] };
+}
+
+const GEO_PREFIX_RE = new RegExp(`^(?:${GEOS.join('|')})\\.`);
+/**
+ * The Bedrock base model id a model id names, as modelAccess() compares it: an ARN reduced to its
+ * resource id (after the "/"), then a leading inference-profile geography ("us.", "eu.", "apac.",
+ * "global.", …) dropped: `arn:…:inference-profile/us.anthropic.claude-x-v1:0` → `anthropic.claude-x-v1:0`.
+ */
+export function baseModelId(id) {
+  const m = ARN_RE.exec(String(id));
+  return (m ? m[4] : String(id)).replace(GEO_PREFIX_RE, '');
 }
 
 /** Does a profile geography serve this region? */
@@ -323,6 +370,7 @@ export const SCENARIOS = {
   rate429: () => err(429, 'ThrottlingException:http://internal.amazon.com/coral/com.amazon.bedrock/', THROTTLE_MSG),
   tokens429: () => err(429, 'ThrottlingException', 'Too many tokens, please wait before trying again.'),
   rate429once: (c) => (c.seen === 0 ? SCENARIOS.rate429(c) : SCENARIOS.text(c)),
+  quotaDay429: () => err(429, 'ThrottlingException', 'Too many tokens per day, please wait before trying again.'),
   bad400: () => err(400, 'ValidationException', 'prompt is too long: 300000 tokens > 200000 maximum'),
   validation400: () => err(400, 'ValidationException', 'Malformed input request: #: extraneous key [frobnicate] is not permitted, please reformat your input and try again.'),
   notfound404: () => err(404, 'ResourceNotFoundException', 'Model not found. Check the model identifier and try again.'),
@@ -350,10 +398,11 @@ export class MockBedrock {
     this.sigKey = crypto.randomBytes(32);
     this.sockets = new Set();
     this.seq = 0;
+    this.clearKeyModes();
     this.reset();
   }
 
-  /** Forget records and counters. */
+  /** Forget records and counters (the per-key modes stay). */
   reset() {
     this.requests = [];
     this.violations = [];
@@ -366,6 +415,32 @@ export class MockBedrock {
   addKey(k, { secret, quiet = false } = {}) {
     this.keys.set(k.accessKeyId, { ...k, secretAccessKey: secret || k.secretAccessKey });
     if (quiet) this.quiet.add(k.accessKeyId);
+  }
+
+  /** Answer every request signed with `accessKeyId` with scenario `name` (null: back to markers / queue). */
+  keyScenario(accessKeyId, name) {
+    if (name == null) return void this.keyScenarios.delete(accessKeyId);
+    if (!SCENARIOS[name]) throw new Error(`keyScenario: no scenario ${JSON.stringify(name)}`);
+    this.keyScenarios.set(accessKeyId, name);
+  }
+
+  /** Disable (on) or re-enable `accessKeyId`: its requests answer 403 UnrecognizedClientException. */
+  disableKey(accessKeyId, on = true) {
+    if (on) this.disabledKeys.add(accessKeyId);
+    else this.disabledKeys.delete(accessKeyId);
+  }
+
+  /** Let `accessKeyId` use only the base model ids in `ids` (null: every model). */
+  modelAccess(accessKeyId, ids) {
+    if (ids == null) this.allowedModels.delete(accessKeyId);
+    else this.allowedModels.set(accessKeyId, new Set(ids.map(baseModelId)));
+  }
+
+  /** Drop every keyScenario / disableKey / modelAccess setting. */
+  clearKeyModes() {
+    this.keyScenarios = new Map(); // access key id -> scenario name
+    this.disabledKeys = new Set(); // access key ids
+    this.allowedModels = new Map(); // access key id -> Set of base model ids
   }
 
   sign(text) { return 'EqMock' + crypto.createHmac('sha256', this.sigKey).update(String(text)).digest('base64'); }
@@ -410,7 +485,7 @@ export class MockBedrock {
     const seq = ++this.seq;
     const rec = {
       seq, at: Date.now(), method: req.method, host, region: hostRegion(host), path: req.url, headers: { ...req.headers },
-      bodyText: raw.toString('utf8'), body: null, modelId: null, model: null, op: null, stream: false, auth: null,
+      bodyText: raw.toString('utf8'), body: null, modelId: null, model: null, op: null, stream: false, auth: null, accessKeyId: null,
       scenario: null, marker: null, status: 0, errorType: null, refused: null, sent: [], frames: [], reply: null,
       violations: [], writes: 0, writeSizes: [], closedEarly: false, closedAt: null, endedAt: null,
     };
@@ -451,6 +526,13 @@ export class MockBedrock {
       if (!this.quiet.has(v.auth && v.auth.akid)) record(`sigv4-${v.check}`, v.detail);
       return answer(v.status, v.type, v.message);
     }
+    const akid = rec.accessKeyId = v.auth.akid;
+    rec.marker = (findMarker(parseOrNull(rec.bodyText), rec.bodyText) || [null])[0]; // records of refused requests carry it too
+    if (this.disabledKeys.has(akid)) {
+      this.authFailures.push({ seq, check: 'disabled', detail: `access key ${akid} is disabled (disableKey)` });
+      rec.refused = 'disabled';
+      return answer(403, 'UnrecognizedClientException', 'The security token included in the request is invalid.');
+    }
     try {
       rec.modelId = decodeURIComponent(pm[1]);
     } catch { return violation('path-encoding', `model label ${pm[1]} is not valid percent-encoding`); }
@@ -470,11 +552,24 @@ export class MockBedrock {
     }
     try { rec.body = JSON.parse(rec.bodyText); } catch { return violation('body-json', 'the body is not JSON'); }
     const claude = mid.claude || 'claude-unknown';
-    const bad = checkBody(rec.body, { platform: 'bedrock', stream: rec.stream, version: this.anthropicVersion, model: claude, verifySig: (t, s) => this.verifySig(t, s) });
-    // scenario (chosen before the checks fail so that records carry the marker)
+    const opts = { platform: 'bedrock', stream: rec.stream, version: this.anthropicVersion, model: claude, verifySig: (t, s) => this.verifySig(t, s) };
+    let bad = checkBody(rec.body, opts);
+    // the key checker's probe (max_tokens an integer < 1): refused below, once the model id passed;
+    // the rest of its body must be right
+    const probe = bad && bad[0] === 'max_tokens' && Number.isInteger(rec.body.max_tokens) && rec.body.max_tokens < 1;
+    if (probe) bad = checkBody({ ...rec.body, max_tokens: 1 << 20 }, opts);
+    // scenario (chosen before the checks fail so that records carry the marker); a keyScenario
+    // replaces what the marker selects and leaves the queue alone
     const mm = findMarker(rec.body, rec.bodyText);
+    const forced = this.keyScenarios.get(akid);
     if (mm) [rec.marker, rec.scenario] = mm;
-    else rec.scenario = this.queue.length ? this.queue.shift() : 'text';
+    else if (!forced && !probe) rec.scenario = this.queue.length ? this.queue.shift() : 'text';
+    if (forced) rec.scenario = forced;
+    const allowed = this.allowedModels.get(akid);
+    if (allowed && !allowed.has(baseModelId(rec.modelId))) {
+      rec.refused = 'model-access';
+      return answer(403, 'AccessDeniedException', "You don't have access to the model with the specified model ID.");
+    }
     if (bad) return violation(bad[0], bad[1]);
     // what real Bedrock refuses for a model id that is well-formed (no gateway bug by itself)
     if (mid.kind === 'base' && !ON_DEMAND.has(mid.claude)) {
@@ -485,6 +580,11 @@ export class MockBedrock {
       rec.refused = 'region';
       return answer(400, 'ValidationException', 'The provided model identifier is invalid.');
     }
+    const refuseProbe = () => {
+      rec.refused = 'max_tokens';
+      return answer(400, 'ValidationException', `Malformed input request: #/max_tokens: ${rec.body.max_tokens} is not greater or equal to 1, please reformat your input and try again.`);
+    };
+    if (probe && !forced) return refuseProbe();
     const fn = SCENARIOS[rec.scenario];
     if (!fn) return violation('scenario', `no scenario ${JSON.stringify(rec.scenario)}`);
     const key = rec.marker || rec.scenario;
@@ -498,6 +598,7 @@ export class MockBedrock {
     };
     const out = fn(ctx);
     if (out.status) return answer(out.status, out.type, out.message, out.extra, out.messageKey);
+    if (probe) return refuseProbe(); // a key's error scenario answers the probe, any other gives way
     if (!rec.stream) {
       if (out.gen) { // never answers: wait for the gateway to give up
         await new Promise((r) => res.on('close', r));
@@ -586,6 +687,10 @@ export class MockBedrock {
     }
     res.end();
   }
+}
+
+function parseOrNull(text) {
+  try { return JSON.parse(text); } catch { return null; }
 }
 
 function sendAwsError(res, status, type, message, extra = {}, messageKey = 'message') {

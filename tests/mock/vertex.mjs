@@ -28,6 +28,31 @@
 // lists (§2.6); a rawPredict call gets the same events assembled into one Messages JSON (§2.5). The
 // markers, the Claude scenarios, the event builders and the body checks are shared with the Bedrock
 // mock (tests/mock/claude.mjs); the Google shapes, auth and error scenarios live here.
+//
+// Per-credential behaviour (key pools), as the real services differ per service account. Every
+// Vertex record carries `rec.account`: the email of the account the bearer token was issued to
+// (also on a 401 for a revoked token; null when the token is missing or was never issued here).
+//   keyScenario(email, name)     every request with a token of that account is answered with
+//                                scenario `name` (a key of SCENARIOS) instead of the one its marker
+//                                / the queue selects (the queue is then not consumed); rec.marker
+//                                still holds the marker, rec.scenario the name used. Body checks
+//                                still fail first. `keyScenario(email, null)` clears it.
+//   disableAccount(email[, on])  the token endpoint answers that account's (otherwise valid) JWT
+//                                with 400 {"error":"invalid_grant","error_description":"Invalid
+//                                grant: account not found"} (counted in tokenCalls / tokenLog like
+//                                failToken(), rec.disabled, no violation) and the tokens already
+//                                issued to it are revoked: Vertex answers them 401 UNAUTHENTICATED
+//                                (rec.refused 'disabled', no violation). `disableAccount(email,
+//                                false)` lets new tokens be issued again (the old ones stay revoked).
+//   modelAccess(email, ids)      the account may only use the Vertex model ids in `ids` (as in the
+//                                URL: 'claude-sonnet-4-5@20250929'); any other model answers 404
+//                                NOT_FOUND "Publisher Model `projects/P/locations/L/publishers/
+//                                anthropic/models/M` was not found or your project does not have
+//                                access to it. …" (notfound404's shape; rec.refused 'model-access',
+//                                no violation). `modelAccess(email, null)` allows every model again.
+// Order on a Vertex request: path / host, auth (disabled → 401), header checks, the scenario
+// (marker / queue / keyScenario), model access, the body checks, then the scenario's answer.
+// reset() keeps these settings (tests reset records between steps); clearKeyModes() drops all three.
 import crypto from 'node:crypto';
 import https from 'node:https';
 import zlib from 'node:zlib';
@@ -82,12 +107,20 @@ export const anthropicName = (vertexId) => vertexId.replace('@', '-');
 // The Claude scenarios shared with the Bedrock mock (tests/mock/claude.mjs), plus Vertex's own
 // error answers. Each returns {events, gzip?, end?} (end: 'stop' (default, clean end), 'destroy'
 // (connection reset mid-body)), {gen} (an async generator of events, for endless streams), or
-// {status, json, headers} (an error / fixed answer).
+// {status, json, headers} (an error / fixed answer). Error answers: rate429 (429
+// RESOURCE_EXHAUSTED per-minute quota, Google's array shape), rate429ra / rate429ra1 (the same
+// with Retry-After 2 / 1), rate429once, quotaDay429 (429 RESOURCE_EXHAUSTED tokens-per-day quota),
+// bad400, overloaded529 (Anthropic shape), unavailable503 (503 UNAVAILABLE, array shape),
+// notfound404, auth401.
 const RATE_MSG = 'Quota exceeded for aiplatform.googleapis.com/online_prediction_requests_per_base_model with base model: anthropic-claude-sonnet-4-5. Please submit a quota increase request. https://cloud.google.com/vertex-ai/docs/generative-ai/quotas-genai.';
+const QUOTA_DAY_MSG = 'Quota exceeded for aiplatform.googleapis.com/online_prediction_tokens_per_day_per_base_model with base model: anthropic-claude-sonnet-4-5. Please submit a quota increase request.';
 export const SCENARIOS = {
   ...CLAUDE_SCENARIOS, // text, choice, tools, thinking, …, truncated_reset (tests/mock/claude.mjs)
   rate429: () => ({ status: 429, json: [googleError(429, 'RESOURCE_EXHAUSTED', RATE_MSG)] }),
   rate429ra: () => ({ status: 429, headers: { 'retry-after': '2' }, json: [googleError(429, 'RESOURCE_EXHAUSTED', RATE_MSG)] }),
+  rate429ra1: () => ({ status: 429, headers: { 'retry-after': '1' }, json: [googleError(429, 'RESOURCE_EXHAUSTED', RATE_MSG)] }),
+  quotaDay429: () => ({ status: 429, json: [googleError(429, 'RESOURCE_EXHAUSTED', QUOTA_DAY_MSG)] }),
+  unavailable503: () => ({ status: 503, json: [googleError(503, 'UNAVAILABLE', 'The service is currently unavailable.')] }),
   // 429 on the first request with this marker, then a normal answer
   rate429once: (c) => (c.seen === 0 ? SCENARIOS.rate429(c) : SCENARIOS.text(c)),
   bad400: () => ({ status: 400, json: anthropicError('invalid_request_error', 'prompt is too long: 300000 tokens > 200000 maximum') }),
@@ -121,6 +154,8 @@ export function locationHost(loc) {
   return `${loc}-aiplatform.googleapis.com`;
 }
 
+const parseOrNull = (text) => { try { return JSON.parse(text); } catch { return null; } };
+
 function sendJson(res, status, body, headers = {}, gzip = false) {
   let buf = Buffer.from(JSON.stringify(body));
   const h = { 'content-type': 'application/json; charset=UTF-8', ...headers };
@@ -146,10 +181,11 @@ export class MockGoogle {
     this.sockets = new Set();
     this.waiters = new Set();
     this.seq = 0;
+    this.clearKeyModes();
     this.reset();
   }
 
-  /** Forget records and counters (issued tokens stay valid: the gateway may hold one). */
+  /** Forget records and counters (issued tokens stay valid: the gateway may hold one; the per-account modes stay). */
   reset() {
     this.tokenCalls = 0;
     this.tokenLog = [];
@@ -168,6 +204,33 @@ export class MockGoogle {
   }
 
   revokeAll() { for (const t of this.tokens.values()) t.revoked = true; }
+
+  /** Answer every request authorised by account `email` with scenario `name` (null: back to markers / queue). */
+  keyScenario(email, name) {
+    if (name == null) return void this.keyScenarios.delete(email);
+    if (!SCENARIOS[name]) throw new Error(`keyScenario: no scenario ${JSON.stringify(name)}`);
+    this.keyScenarios.set(email, name);
+  }
+
+  /** Disable (on) or re-enable account `email`: no new tokens (invalid_grant), the issued ones revoked. */
+  disableAccount(email, on = true) {
+    if (!on) return void this.disabledAccounts.delete(email);
+    this.disabledAccounts.add(email);
+    for (const t of this.tokens.values()) if (t.email === email) t.revoked = true;
+  }
+
+  /** Let account `email` use only the Vertex model ids in `ids` (null: every model). */
+  modelAccess(email, ids) {
+    if (ids == null) this.allowedModels.delete(email);
+    else this.allowedModels.set(email, new Set(ids));
+  }
+
+  /** Drop every keyScenario / disableAccount / modelAccess setting (revoked tokens stay revoked). */
+  clearKeyModes() {
+    this.keyScenarios = new Map(); // email -> scenario name
+    this.disabledAccounts = new Set(); // emails
+    this.allowedModels = new Map(); // email -> Set of Vertex model ids
+  }
 
   sign(text) { return 'EqMock' + crypto.createHmac('sha256', this.sigKey).update(String(text)).digest('base64'); }
   verifySig(text, sig) { return typeof sig === 'string' && typeof text === 'string' && sig === this.sign(text); }
@@ -257,6 +320,13 @@ export class MockGoogle {
     if (!Number.isInteger(claims.iat) || !Number.isInteger(claims.exp)) return bad('jwt-times', 'iat/exp are not integers');
     if (claims.exp - claims.iat > 3600 || claims.exp <= claims.iat) return bad('jwt-times', `exp - iat = ${claims.exp - claims.iat} (must be 1..3600)`);
     if (Math.abs(claims.iat - now) > MAX_SKEW_S) return bad('jwt-times', `iat ${claims.iat} is ${claims.iat - now} s from now`);
+    if (this.disabledAccounts.has(acct.email)) {
+      const desc = 'Invalid grant: account not found';
+      rec.status = 400;
+      rec.error = `disabled: ${desc}`;
+      rec.disabled = true;
+      return sendJson(res, 400, { error: 'invalid_grant', error_description: desc });
+    }
     if (this.tokenFailures.length) {
       const desc = this.tokenFailures.shift();
       rec.status = 400;
@@ -275,8 +345,8 @@ export class MockGoogle {
     const seq = ++this.seq;
     const rec = {
       seq, at: Date.now(), method: req.method, host, path: req.url, headers: { ...req.headers }, bodyText: raw.toString('utf8'),
-      body: null, project: null, location: null, model: null, verb: null, stream: false, token: null,
-      scenario: null, marker: null, status: 0, sent: [], reply: null, violations: [],
+      body: null, project: null, location: null, model: null, verb: null, stream: false, token: null, account: null,
+      scenario: null, marker: null, refused: null, status: 0, sent: [], reply: null, violations: [],
       closedEarly: false, closedAt: null, endedAt: null,
     };
     this.requests.push(rec);
@@ -322,7 +392,13 @@ export class MockGoogle {
       this.violations.push({ seq, check: 'auth', detail: 'bearer token was never issued by the token endpoint' });
       return unauth();
     }
-    if (tok.revoked) { rec.revokedToken = true; return unauth(); }
+    rec.account = tok.email;
+    rec.marker = (findMarker(parseOrNull(rec.bodyText), rec.bodyText) || [null])[0]; // records of refused requests carry it too
+    if (tok.revoked) {
+      rec.revokedToken = true;
+      if (this.disabledAccounts.has(tok.email)) rec.refused = 'disabled';
+      return unauth();
+    }
     const acct = this.accounts.get(tok.email);
     if (acct && acct.project !== rec.project) return violation('project', `project ${rec.project} with a token of ${acct.project}'s account`);
     if ('x-api-key' in req.headers) return violation('client-credential', 'x-api-key header forwarded upstream');
@@ -330,10 +406,20 @@ export class MockGoogle {
     if (!/^application\/json\b/i.test(String(req.headers['content-type'] || ''))) return violation('content-type', `Content-Type ${JSON.stringify(req.headers['content-type'])}`);
     try { rec.body = JSON.parse(rec.bodyText); } catch { return violation('body-json', 'the body is not JSON'); }
     const bad = checkBody(rec.body, { platform: 'vertex', stream: rec.stream, version: this.anthropicVersion, model: rec.model, verifySig: (t, s) => this.verifySig(t, s) });
-    // scenario (chosen before the checks fail so that records carry the marker)
+    // scenario (chosen before the checks fail so that records carry the marker); a keyScenario
+    // replaces what the marker selects and leaves the queue alone
     const mm = findMarker(rec.body, rec.bodyText);
+    const forced = this.keyScenarios.get(tok.email);
     if (mm) [rec.marker, rec.scenario] = mm;
-    else rec.scenario = this.queue.length ? this.queue.shift() : 'text';
+    else if (!forced) rec.scenario = this.queue.length ? this.queue.shift() : 'text';
+    if (forced) rec.scenario = forced;
+    const allowed = this.allowedModels.get(tok.email);
+    if (allowed && !allowed.has(rec.model)) {
+      rec.refused = 'model-access';
+      rec.status = 404;
+      rec.reply = googleError(404, 'NOT_FOUND', `Publisher Model \`projects/${rec.project}/locations/${rec.location}/publishers/anthropic/models/${rec.model}\` was not found or your project does not have access to it. Please ensure you are using a valid model version.`);
+      return sendJson(res, 404, rec.reply);
+    }
     if (bad) return violation(bad[0], bad[1]);
     const fn = SCENARIOS[rec.scenario];
     if (!fn) return violation('scenario', `no scenario ${JSON.stringify(rec.scenario)}`);
