@@ -7,6 +7,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <fcgiapp.h>
 #include <signal.h>
@@ -155,7 +156,8 @@ static void *checker_main(void *p)
         proxy_key_check(&app->cfg, app->stores[0], checker_stop, NULL);
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += CHECKER_POLL_S;
+        long long period = app->cfg.key_check_period_s;
+        until.tv_sec += period > 0 && period < CHECKER_POLL_S ? period : CHECKER_POLL_S;
         pthread_mutex_lock(&checker_mu);
         while (!checker_stopping &&
                pthread_cond_timedwait(&checker_cv, &checker_mu, &until) == 0)
@@ -186,6 +188,35 @@ static int run_fastcgi(struct app *app, int fd)
     return rc < 0 ? 1 : 0;
 }
 
+static void log_problem(void *ctx, const char *line);
+
+/* CGI mode: the response is complete; a due key check runs in a detached child holding none of
+ * the response's descriptors (the web server sees EOF now), with its own state connection and
+ * configuration, and a 60 s bound. */
+static void cgi_key_check(void)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid != 0)
+        return; /* the parent exits normally; a failed fork skips this round */
+    if (fork() != 0)
+        _exit(0); /* the grandchild is re-parented: nobody waits for it */
+    setsid();
+    int null = open("/dev/null", O_RDWR);
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+        if (null > 2)
+            close(null);
+    }
+    alarm(60);
+    struct app child;
+    if (app_init(&child, 1, log_problem, NULL) == 0)
+        proxy_key_check(&child.cfg, child.stores[0], NULL, NULL);
+    _exit(0);
+}
+
 static int run_cgi(struct app *app, int problems)
 {
     struct io_cgi io;
@@ -203,7 +234,10 @@ static int run_cgi(struct app *app, int problems)
     }
     app_handle(app, &io.base);
     io_flush(&io.base);
+    int check = app->stores[0] && proxy_key_check_due(&app->cfg, app->stores[0]);
     app_free(app);
+    if (check)
+        cgi_key_check();
     return 0;
 }
 

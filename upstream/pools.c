@@ -543,6 +543,11 @@ static void mark_done(struct state *st, const char *name, int64_t ttl_s)
         log_warn("key checker: %s not recorded (state store)", name);
 }
 
+int proxy_key_check_due(const struct config *cfg, struct state *st)
+{
+    return cfg->key_check_period_s > 0 && (due(st, CHECK_FULL) || due(st, CHECK_REVOKED));
+}
+
 int proxy_key_check(const struct config *cfg, struct state *st, int (*stop)(void *), void *ctx)
 {
     char owner[64];

@@ -752,7 +752,14 @@ static int lanes_setup(struct run *r)
             const struct provider *pv = provider_by_name(name);
             if (pv == &provider_azure)
                 azure_listed = 1;
-            if (pv && (pv == &provider_azure) != claude && lane_add(r, pv, &had_keys) < 0)
+            if (!pv)
+                continue;
+            if ((pv == &provider_azure) == claude) {
+                char err[256];
+                had_keys |= pv->keys(cfg, err, sizeof err) > 0; /* an unknown model is a 404 */
+                continue;
+            }
+            if (lane_add(r, pv, &had_keys) < 0)
                 return -1;
         }
         if (!claude && !azure_listed && lane_add(r, &provider_azure, &had_keys) < 0)

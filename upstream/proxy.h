@@ -60,6 +60,8 @@ json_object *proxy_models(const struct config *cfg, struct state *st, const char
  * few minutes. Blocking (upstream calls): run it off the request threads. stop (may be NULL)
  * is polled to give up early. Returns 1 when it ran a round. */
 int proxy_key_check(const struct config *cfg, struct state *st, int (*stop)(void *), void *ctx);
+/* proxy_key_check_due says whether a round is due (one read; no lease taken). */
+int proxy_key_check_due(const struct config *cfg, struct state *st);
 
 /* proxy_status adds the key pools' per-family blocks to the info object (SPEC §7). */
 void proxy_status(const struct config *cfg, struct state *st, json_object *info);

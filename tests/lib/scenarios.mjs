@@ -225,7 +225,8 @@ export const SCENARIO_LIST = [
     const m = mark('thinking', 'st');
     const s = await sdk(P).chat.completions.create({ model: P.model, max_tokens: 16000, reasoning_effort: 'medium', stream: true, messages: [{ role: 'user', content: `What is 2 + 2? ${m}` }] });
     const chunks = (await collect(s)).map((x) => x.chunk);
-    const block = (P.mock.last(m) || {}).reply?.content?.[0];
+    const rec = await P.mock.waitFor(() => { const x = P.mock.last(m); return x && x.reply ? x : null; }, 5000) || P.mock.last(m) || {};
+    const block = rec.reply?.content?.[0];
     equal(joinContent(chunks, 'reasoning_content'), block && block.thinking, 'reasoning_content deltas join to the thinking text');
     equal(joinContent(chunks), 'The answer is 4.', 'content deltas');
     const tb = chunks.flatMap((c) => c.choices).filter((ch) => ch.delta && ch.delta.thinking_blocks);
