@@ -162,8 +162,7 @@ int main(int argc, char **argv)
         return 1;
     snprintf(path, sizeof path, "%s/state.db", dir);
     printf("state store cost per generation request (SQLite WAL at %s)\n", dir);
-    printf("%-28s %8s %9s %9s %9s %10s\n", "", "requests", "p50 us", "p90 us", "p99 us",
-           "req/s");
+    printf("%-28s %8s %9s %9s %9s %10s\n", "", "requests", "p50 us", "p90 us", "p99 us", "req/s");
     char what[64];
     int rc = run(path, 1, n, "1 process");
     snprintf(what, sizeof what, "%d processes at once", procs);

@@ -159,8 +159,7 @@ static void *checker_main(void *p)
         long long period = app->cfg.key_check_period_s;
         until.tv_sec += period > 0 && period < CHECKER_POLL_S ? period : CHECKER_POLL_S;
         pthread_mutex_lock(&checker_mu);
-        while (!checker_stopping &&
-               pthread_cond_timedwait(&checker_cv, &checker_mu, &until) == 0)
+        while (!checker_stopping && pthread_cond_timedwait(&checker_cv, &checker_mu, &until) == 0)
             ;
         int stop = checker_stopping;
         pthread_mutex_unlock(&checker_mu);

@@ -91,6 +91,49 @@ static int escape_html(struct buf *b, const char *s)
     return rc;
 }
 
+/* The seed's friendly family names: "GCP Claude (Sonnet)", "AWS Claude (Opus)", "Azure gpt4o". */
+static void friendly(const char *family, char *out, size_t n)
+{
+    const char *platform = strncmp(family, "gcp-", 4) == 0   ? "GCP"
+                           : strncmp(family, "aws-", 4) == 0 ? "AWS"
+                                                             : NULL;
+    if (platform)
+        snprintf(out, n, "%s Claude (%s)", platform, strstr(family, "-opus") ? "Opus" : "Sonnet");
+    else if (strncmp(family, "azure-", 6) == 0)
+        snprintf(out, n, "Azure %s", family + 6);
+    else
+        snprintf(out, n, "%s", family);
+}
+
+/* One line of wait times, one entry per family block (seed §3.1). */
+static int wait_line(json_object *info, struct buf *out)
+{
+    int rc = 0, first = 1;
+    json_object_object_foreach(info, name, val)
+    {
+        json_object *t;
+        if (!json_object_is_type(val, json_type_object) ||
+            !json_object_object_get_ex(val, "estimatedQueueTime", &t))
+            continue;
+        char label[96];
+        friendly(name, label, sizeof label);
+        if (!rc)
+            rc = buf_adds(out, first ? "<p>" : " / ");
+        if (!rc)
+            rc = buf_adds(out, "<strong>");
+        if (!rc)
+            rc = escape_html(out, label);
+        if (!rc)
+            rc = buf_adds(out, "</strong>: ");
+        if (!rc)
+            rc = escape_html(out, json_object_get_string(t));
+        first = 0;
+    }
+    if (!rc && !first)
+        rc = buf_adds(out, "</p>\n");
+    return rc;
+}
+
 int status_html(json_object *info, const char *title, struct buf *out)
 {
     int rc = buf_adds(out, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -105,7 +148,11 @@ int status_html(json_object *info, const char *title, struct buf *out)
     if (!rc)
         rc = escape_html(out, title);
     if (!rc)
-        rc = buf_adds(out, "</h1>\n<h2>Endpoints</h2>\n<ul>\n");
+        rc = buf_adds(out, "</h1>\n");
+    if (!rc)
+        rc = wait_line(info, out);
+    if (!rc)
+        rc = buf_adds(out, "<h2>Endpoints</h2>\n<ul>\n");
     json_object *ep;
     if (!rc && json_object_object_get_ex(info, "endpoints", &ep)) {
         json_object_object_foreach(ep, name, val)

@@ -78,9 +78,8 @@ struct state_delta {
     const char *name;
     int64_t delta;
 };
-__attribute__((warn_unused_result)) int state_counter_add_many(struct state *st,
-                                                               const struct state_delta *d,
-                                                               size_t n);
+__attribute__((warn_unused_result)) int
+state_counter_add_many(struct state *st, const struct state_delta *d, size_t n);
 
 /* state_lease_acquire takes lease name for owner for ttl_ms if it is free, expired, or
  * already held by owner (which renews it). *held says whether owner holds it now. */

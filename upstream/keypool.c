@@ -45,7 +45,7 @@ enum keypool_verdict keypool_classify(long status, const char *error_type, const
         return KEYPOOL_NOMODEL;
     case 429:
         return quota_message(message) || has(error_type, "insufficient_quota") ? KEYPOOL_QUOTA
-                                                                                 : KEYPOOL_COOL;
+                                                                               : KEYPOOL_COOL;
     case 503:
     case 529:
         return KEYPOOL_COOL;
@@ -169,16 +169,23 @@ void keypool_free(struct keypool *p)
 
 /* ---- choosing ------------------------------------------------------------------------------ */
 
-int keypool_usable(const struct keypool *p, int i, int64_t now)
+enum keypool_state keypool_state(const struct keypool *p, int i, int cap, int64_t now)
 {
     const struct keypool_key *k = &p->k[i];
-    return !k->revoked && k->quota_until <= now && (!k->checked || !p->api_id[0] || k->has_model);
+    if (k->revoked)
+        return KEYSTATE_REVOKED;
+    if (k->quota_until > now)
+        return KEYSTATE_OVER_QUOTA;
+    if (k->checked && p->api_id[0] && !k->has_model)
+        return KEYSTATE_NO_MODEL;
+    if (k->cool_until > now)
+        return KEYSTATE_COOLING;
+    return cap > 0 && k->busy >= cap ? KEYSTATE_BUSY : KEYSTATE_READY;
 }
 
-int keypool_ready(const struct keypool *p, int i, int cap, int64_t now)
+int keypool_usable(const struct keypool *p, int i, int64_t now)
 {
-    const struct keypool_key *k = &p->k[i];
-    return keypool_usable(p, i, now) && k->cool_until <= now && (cap <= 0 || k->busy < cap);
+    return keypool_state(p, i, 0, now) <= KEYSTATE_COOLING;
 }
 
 int keypool_pick(const struct keypool *p, const unsigned char *allowed, int cap, int64_t now,
@@ -187,18 +194,25 @@ int keypool_pick(const struct keypool *p, const unsigned char *allowed, int cap,
     int best = -1;
     *soonest = 0;
     for (int i = 0; i < p->n; i++) {
-        if ((allowed && !allowed[i]) || !keypool_usable(p, i, now))
+        if (allowed && !allowed[i])
             continue;
         const struct keypool_key *k = &p->k[i];
-        if (keypool_ready(p, i, cap, now)) {
+        switch (keypool_state(p, i, cap, now)) {
+        case KEYSTATE_READY:
             if (best < 0 || k->used < p->k[best].used)
                 best = i;
-            continue;
+            break;
+        case KEYSTATE_COOLING:
+        case KEYSTATE_BUSY: {
+            /* slots free when requests end: look again soon */
+            int64_t at = k->cool_until > now ? k->cool_until : now + 250;
+            if (!*soonest || at < *soonest)
+                *soonest = at;
+            break;
         }
-        /* cooling, or every slot busy (slots free when requests end: look again soon) */
-        int64_t at = k->cool_until > now ? k->cool_until : now + 250;
-        if (!*soonest || at < *soonest)
-            *soonest = at;
+        default:
+            break;
+        }
     }
     if (best >= 0)
         *soonest = now;
@@ -297,8 +311,8 @@ int64_t keypool_judge(struct keypool *p, struct state *st, int i, enum keypool_v
         k->streak = streak;
         snprintf(text, sizeof text, "%lld %d", (long long)k->cool_until, streak);
         set_text(st, name, text, cool + STREAK_KEEP_MS);
-        log_warn("key %s (%s): HTTP %ld, cooling %s for %lld ms (%s)", k->hash, p->provider,
-                 status, p->family, (long long)cool, why);
+        log_warn("key %s (%s): HTTP %ld, cooling %s for %lld ms (%s)", k->hash, p->provider, status,
+                 p->family, (long long)cool, why);
         break;
     }
     case KEYPOOL_QUOTA:
@@ -381,8 +395,8 @@ int64_t keypool_queue_length(struct state *st, const char *family)
     return n;
 }
 
-void keypool_count_names(const char *provider, const char *hash, const char *family,
-                         char *prompts, size_t np, char *tokens, size_t nt)
+void keypool_count_names(const char *provider, const char *hash, const char *family, char *prompts,
+                         size_t np, char *tokens, size_t nt)
 {
     snprintf(prompts, np, KEYPOOL_PREFIX "%s:%s:prompts", provider, hash);
     snprintf(tokens, nt, KEYPOOL_PREFIX "%s:%s:tokens:%s", provider, hash, family);

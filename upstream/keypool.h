@@ -28,8 +28,8 @@
 
 #define KEYPOOL_PREFIX       "pool:"
 #define KEYPOOL_QUEUE_PREFIX "queue:"
-#define KEYPOOL_COOL_FIRST   1000         /* without Retry-After: 1 s, doubling ... */
-#define KEYPOOL_COOL_MAX     30000        /* ... up to 30 s (SPEC §11) */
+#define KEYPOOL_COOL_FIRST   1000          /* without Retry-After: 1 s, doubling ... */
+#define KEYPOOL_COOL_MAX     30000         /* ... up to 30 s (SPEC §11) */
 #define KEYPOOL_QUOTA_MS     (3600 * 1000) /* an exhausted quota: an hour, or the next check */
 
 /* What one upstream answer says about the key that made it. */
@@ -66,8 +66,8 @@ struct keypool_key {
 struct keypool {
     char provider[16];
     char family[48];
-    char model[128];   /* upstream model id (logs) */
-    char api_id[128];  /* catalogue id (the checker's lists), may be "" */
+    char model[128];  /* upstream model id (logs) */
+    char api_id[128]; /* catalogue id (the checker's lists), may be "" */
     int n;
     struct keypool_key *k;
 };
@@ -78,10 +78,20 @@ int keypool_load(struct keypool *p, struct state *st, const char *provider, cons
                  const char *model, const char *api_id, const char *const *hashes, int n);
 void keypool_free(struct keypool *p);
 
-/* keypool_usable says whether key i can ever serve this family and model (not revoked, not over
- * quota, has the model); keypool_ready adds "not cooling and a free slot" at now. */
+/* Where key i stands for this family and model at now. */
+enum keypool_state {
+    KEYSTATE_READY,      /* usable now */
+    KEYSTATE_BUSY,       /* every concurrency slot taken */
+    KEYSTATE_COOLING,    /* rate-limited for the family */
+    KEYSTATE_NO_MODEL,   /* the checker found the model unavailable to it */
+    KEYSTATE_OVER_QUOTA, /* over quota */
+    KEYSTATE_REVOKED,    /* credentials refused */
+};
+enum keypool_state keypool_state(const struct keypool *p, int i, int cap, int64_t now);
+
+/* keypool_usable: the key can serve this family and model, now or after a cooldown (it is not
+ * revoked, not over quota, and has the model). */
 int keypool_usable(const struct keypool *p, int i, int64_t now);
-int keypool_ready(const struct keypool *p, int i, int cap, int64_t now);
 
 /* keypool_pick returns the ready key among allowed (NULL: all) that was used least recently
  * (ties: the lowest index), or -1. Then *soonest is when a usable key becomes ready (0 when no
@@ -115,7 +125,7 @@ int64_t keypool_queue_length(struct state *st, const char *family);
 
 /* keypool_count_names fills the per-key usage counters' names ("pool:p:h:prompts" and
  * "pool:p:h:tokens:<family>") for the caller's batched counter add. */
-void keypool_count_names(const char *provider, const char *hash, const char *family,
-                         char *prompts, size_t np, char *tokens, size_t nt);
+void keypool_count_names(const char *provider, const char *hash, const char *family, char *prompts,
+                         size_t np, char *tokens, size_t nt);
 
 #endif

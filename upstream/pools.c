@@ -23,14 +23,14 @@
 #include "upstream/provider.h"
 #include "upstream/proxy.h"
 
-#define CHECK_LEASE         "keycheck"
-#define CHECK_FULL          "keycheck:full"    /* present while the last full round is fresh */
-#define CHECK_REVOKED       "keycheck:revoked" /* present while the last revoked round is fresh */
-#define CHECK_LEASE_MS      (10L * 60 * 1000)
-#define REVOKED_RECHECK_S   300
-#define CHECK_TIMEOUT_S     30
-#define MAX_CHECK_MODELS    32
-#define LAT_BUCKETS_SHOWN   11
+#define CHECK_LEASE       "keycheck"
+#define CHECK_FULL        "keycheck:full"    /* present while the last full round is fresh */
+#define CHECK_REVOKED     "keycheck:revoked" /* present while the last revoked round is fresh */
+#define CHECK_LEASE_MS    (10L * 60 * 1000)
+#define REVOKED_RECHECK_S 300
+#define CHECK_TIMEOUT_S   30
+#define MAX_CHECK_MODELS  32
+#define LAT_BUCKETS_SHOWN 11
 
 static const struct provider *const all_providers[] = {&provider_gcp, &provider_aws,
                                                        &provider_azure};
@@ -42,6 +42,16 @@ const struct provider *provider_by_name(const char *name)
         if (strcmp(all_providers[i]->name, name) == 0)
             return all_providers[i];
     return NULL;
+}
+
+void provider_transport_opts(const struct config *cfg, struct transport_opts *t)
+{
+    memset(t, 0, sizeof *t);
+    t->connect_to = cfg->upstream_connect_to;
+    t->ca_bundle = cfg->upstream_ca_bundle;
+    t->proxy = cfg->https_proxy;
+    t->timeout_s = cfg->upstream_timeout_s;
+    t->idle_timeout_s = cfg->stream_idle_timeout_s;
 }
 
 /* The hashes of pv's keys (malloc'd array of borrowed strings); *n the count (0: none). */
@@ -104,19 +114,61 @@ static void family_stat(struct state *st, const struct provider *pv, const char 
     memset(fs, 0, sizeof *fs);
     keypool_load(&p, st, pv->name, family, "", "", hashes, n);
     for (int i = 0; i < p.n; i++) {
-        const struct keypool_key *k = &p.k[i];
-        if (k->revoked)
-            fs->revoked++;
-        else if (k->quota_until > now)
-            fs->quota++;
-        else
-            fs->active++;
-        if (!k->revoked && k->quota_until <= now && k->cool_until > now)
-            fs->cooling++;
+        enum keypool_state ks = keypool_state(&p, i, 0, now);
+        fs->revoked += ks == KEYSTATE_REVOKED;
+        fs->quota += ks == KEYSTATE_OVER_QUOTA;
+        fs->active += ks != KEYSTATE_REVOKED && ks != KEYSTATE_OVER_QUOTA;
+        fs->cooling += ks == KEYSTATE_COOLING;
     }
     if (keypool_pick(&p, NULL, 0, now, &soonest) < 0 && soonest > now)
         fs->wait_ms = soonest - now;
     keypool_free(&p);
+}
+
+/* The block of the family of models[i], on the pass that shows it (0: Sonnet-class, 1: Opus). */
+static void family_block(struct state *st, const struct provider *pv,
+                         const struct catalog_resolved *models, int nm, int i, int pass,
+                         const char **hashes, int n, json_object *info)
+{
+    const char *family = models[i].family;
+    json_object *b;
+    if ((strstr(family, "-opus") != NULL) != pass || json_object_object_get_ex(info, family, &b))
+        return; /* another pass, or done with the first model of the family */
+    struct family_stat fs;
+    family_stat(st, pv, family, hashes, n, &fs);
+    char name[96], pretty[32], usage[48], wait[32];
+    int64_t tokens = 0;
+    snprintf(name, sizeof name, STATE_TOKENS ":%s", family);
+    if (state_counter_get(st, name, &tokens))
+        tokens = 0;
+    util_pretty_tokens(tokens, pretty, sizeof pretty);
+    snprintf(usage, sizeof usage, "%s tokens", pretty);
+    b = json_object_new_object();
+    json_object_object_add(b, "usage", json_object_new_string(usage));
+    json_object_object_add(b, "activeKeys", json_object_new_int(fs.active));
+    json_object_object_add(b, "revokedKeys", json_object_new_int(fs.revoked));
+    json_object_object_add(b, "overQuotaKeys", json_object_new_int(fs.quota));
+    json_object_object_add(b, "coolingKeys", json_object_new_int(fs.cooling));
+    json_object *per = json_object_new_object();
+    for (int j = i; j < nm; j++) {
+        if (strcmp(models[j].family, family) != 0)
+            continue;
+        struct keypool p;
+        int64_t now = state_now_ms();
+        int usable = 0;
+        keypool_load(&p, st, pv->name, family, models[j].upstream_id, models[j].model->api_id,
+                     hashes, n);
+        for (int k = 0; k < p.n; k++)
+            usable += keypool_usable(&p, k, now);
+        keypool_free(&p);
+        json_object_object_add(per, models[j].model->api_id, json_object_new_int(usable));
+    }
+    json_object_object_add(b, "modelKeys", per);
+    int64_t queued = keypool_queue_length(st, family);
+    wait_text(queued || fs.wait_ms ? fs.wait_ms : 0, wait, sizeof wait);
+    json_object_object_add(b, "proomptersInQueue", json_object_new_int64(queued));
+    json_object_object_add(b, "estimatedQueueTime", json_object_new_string(wait));
+    json_object_object_add(info, family, b);
 }
 
 /* One info block per family of a Claude platform (SPEC §7). */
@@ -133,46 +185,10 @@ static void claude_blocks(const struct config *cfg, struct state *st, const stru
         return;
     }
     int nm = models_of(pv, models, MAX_CHECK_MODELS);
-    for (int i = 0; i < nm; i++) {
-        const char *family = models[i].family;
-        json_object *b;
-        if (json_object_object_get_ex(info, family, &b))
-            continue; /* done with the first model of the family */
-        struct family_stat fs;
-        family_stat(st, pv, family, hashes, n, &fs);
-        char name[96], pretty[32], usage[48], wait[32];
-        int64_t tokens = 0;
-        snprintf(name, sizeof name, STATE_TOKENS ":%s", family);
-        if (state_counter_get(st, name, &tokens))
-            tokens = 0;
-        util_pretty_tokens(tokens, pretty, sizeof pretty);
-        snprintf(usage, sizeof usage, "%s tokens", pretty);
-        b = json_object_new_object();
-        json_object_object_add(b, "usage", json_object_new_string(usage));
-        json_object_object_add(b, "activeKeys", json_object_new_int(fs.active));
-        json_object_object_add(b, "revokedKeys", json_object_new_int(fs.revoked));
-        json_object_object_add(b, "overQuotaKeys", json_object_new_int(fs.quota));
-        json_object_object_add(b, "coolingKeys", json_object_new_int(fs.cooling));
-        json_object *per = json_object_new_object();
-        for (int j = i; j < nm; j++) {
-            if (strcmp(models[j].family, family) != 0)
-                continue;
-            struct keypool p;
-            int64_t now = state_now_ms();
-            int usable = 0;
-            keypool_load(&p, st, pv->name, family, models[j].upstream_id,
-                         models[j].model->api_id, hashes, n);
-            for (int k = 0; k < p.n; k++)
-                usable += keypool_usable(&p, k, now);
-            keypool_free(&p);
-            json_object_object_add(per, models[j].model->api_id, json_object_new_int(usable));
-        }
-        json_object_object_add(b, "modelKeys", per);
-        int64_t queued = keypool_queue_length(st, family);
-        wait_text(queued || fs.wait_ms ? fs.wait_ms : 0, wait, sizeof wait);
-        json_object_object_add(b, "proomptersInQueue", json_object_new_int64(queued));
-        json_object_object_add(b, "estimatedQueueTime", json_object_new_string(wait));
-        json_object_object_add(info, family, b);
+    /* the seed's order: gcp-claude before gcp-claude-opus */
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < nm; i++)
+            family_block(st, pv, models, nm, i, pass, hashes, n, info);
     }
     free(models);
     free(hashes);
@@ -215,8 +231,8 @@ static int metric_tokens(void *ctx, const char *name, int64_t value)
     struct metric_ctx *m = ctx;
     const char *family = name + strlen(STATE_TOKENS ":");
     if (!m->rc && !strchr(family, ':'))
-        m->rc = buf_printf(m->out, "oai_fcgi_tokens_by_family_total{family=\"%s\"} %lld\n",
-                           family, (long long)value);
+        m->rc = buf_printf(m->out, "oai_fcgi_tokens_by_family_total{family=\"%s\"} %lld\n", family,
+                           (long long)value);
     return 0;
 }
 
@@ -257,8 +273,7 @@ int proxy_metrics(const struct config *cfg, struct state *st, struct buf *out)
         m.prefix = prefix;
         if (state_counter_scan(st, prefix, metric_latency, &m))
             return OAI_ESTATE;
-        snprintf(sum_name, sizeof sum_name, PROXY_METRIC_LATENCY_SUM "%s",
-                 all_providers[p]->name);
+        snprintf(sum_name, sizeof sum_name, PROXY_METRIC_LATENCY_SUM "%s", all_providers[p]->name);
         if (state_counter_get(st, sum_name, &sum))
             return OAI_ESTATE;
         for (int b = 0; b < LAT_BUCKETS_SHOWN && !m.rc; b++) {
@@ -308,8 +323,7 @@ int proxy_metrics(const struct config *cfg, struct state *st, struct buf *out)
             snprintf(seen[nseen++], sizeof seen[0], "%s", models[i].family);
             family_stat(st, pv, models[i].family, hashes, n, &fs);
             total.cooling += fs.cooling;
-            m.rc = buf_printf(out, "oai_fcgi_queue_length{family=\"%s\"} %lld\n",
-                              models[i].family,
+            m.rc = buf_printf(out, "oai_fcgi_queue_length{family=\"%s\"} %lld\n", models[i].family,
                               (long long)keypool_queue_length(st, models[i].family));
         }
         if (!m.rc)
@@ -399,8 +413,7 @@ static void check_key(const struct config *cfg, struct state *st, const struct p
         json_object_object_add(m, "content", json_object_new_string("Hi"));
         json_object_array_add(msgs, m);
         json_object_object_add(bodies[j], "messages", msgs);
-        json_object_object_add(bodies[j], "max_tokens",
-                               json_object_new_int(pv->check_max_tokens));
+        json_object_object_add(bodies[j], "max_tokens", json_object_new_int(pv->check_max_tokens));
         if (pv->prepare(&ps[j], cfg, i, &models[j], bodies[j], 0, NULL, &tg[j], err, sizeof err))
             continue;
         size_t len;
@@ -416,8 +429,8 @@ static void check_key(const struct config *cfg, struct state *st, const struct p
         xfer_init(x);
         x->method = "POST";
         x->url = tg[j].url;
-        for (int h = 0; h < PROVIDER_MAX_HEADERS && h < TRANSPORT_MAX_HEADERS - 1 && tg[j].headers[h];
-             h++)
+        for (int h = 0;
+             h < PROVIDER_MAX_HEADERS && h < TRANSPORT_MAX_HEADERS - 1 && tg[j].headers[h]; h++)
             x->headers[h] = tg[j].headers[h];
         x->body = body;
         x->body_len = len;
@@ -467,15 +480,13 @@ static void check_key(const struct config *cfg, struct state *st, const struct p
             keypool_free(&p);
         }
         if (keypool_set_checked(st, pv->name, hash,
-                                revoked || pv->openai_native ? NULL
-                                                             : (list.data ? list.data : ""),
+                                revoked || pv->openai_native ? NULL : (list.data ? list.data : ""),
                                 revoked, why))
             log_warn("key checker: %s key %s: result not recorded (state store)", pv->name, hash);
         else if (revoked)
             log_warn("key checker: %s key %s: revoked (%s)", pv->name, hash, why);
         else
-            log_info("key checker: %s key %s: serves %d of %d models", pv->name, hash, usable,
-                     nm);
+            log_info("key checker: %s key %s: serves %d of %d models", pv->name, hash, usable, nm);
     }
     buf_free(&list);
 out:
@@ -500,10 +511,7 @@ static void check_round(const struct config *cfg, struct state *st, int only_rev
                         struct check_ctx *cc)
 {
     struct transport_opts t;
-    memset(&t, 0, sizeof t);
-    t.connect_to = cfg->upstream_connect_to;
-    t.ca_bundle = cfg->upstream_ca_bundle;
-    t.proxy = cfg->https_proxy;
+    provider_transport_opts(cfg, &t);
     t.timeout_s = CHECK_TIMEOUT_S;
     t.idle_timeout_s = CHECK_TIMEOUT_S;
     for (int p = 0; p < NPROVIDERS; p++) {

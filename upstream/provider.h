@@ -91,6 +91,8 @@ struct provider {
 extern const struct provider provider_gcp;
 /* provider_by_name: "gcp", "aws", "azure", else NULL. */
 const struct provider *provider_by_name(const char *name);
+/* provider_transport_opts fills the upstream transfer options from the settings. */
+void provider_transport_opts(const struct config *cfg, struct transport_opts *t);
 extern const struct provider provider_aws;
 extern const struct provider provider_azure;
 

@@ -27,7 +27,8 @@ static int az_count(const struct config *cfg, char *err, size_t n)
 static const char *az_key_hash(const struct config *cfg, int i)
 {
     char err[256];
-    const struct azure_deployments *k = azure_deployments_get(cfg->azure_credentials, err, sizeof err);
+    const struct azure_deployments *k =
+        azure_deployments_get(cfg->azure_credentials, err, sizeof err);
     return k && i >= 0 && i < k->n ? k->v[i].hash : "";
 }
 
@@ -150,8 +151,8 @@ static int az_serves(const struct config *cfg, struct state *st, const struct ca
                      int i)
 {
     char err[256], a[128], b[128];
-    const struct azure_deployments *ds = azure_deployments_get(cfg->azure_credentials, err,
-                                                               sizeof err);
+    const struct azure_deployments *ds =
+        azure_deployments_get(cfg->azure_credentials, err, sizeof err);
     int best = atoi(m->upstream_id);
     if (!ds || i < 0 || i >= ds->n || best < 0 || best >= ds->n)
         return 0;

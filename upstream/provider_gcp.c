@@ -25,7 +25,8 @@ static int gcp_count(const struct config *cfg, char *err, size_t n)
 static const char *gcp_key_hash(const struct config *cfg, int i)
 {
     char err[256];
-    const struct gcp_keys *k = gcp_keys_get(cfg->gcp_credentials, cfg->gcp_credentials_file, err, sizeof err);
+    const struct gcp_keys *k =
+        gcp_keys_get(cfg->gcp_credentials, cfg->gcp_credentials_file, err, sizeof err);
     return k && i >= 0 && i < k->n ? k->v[i].hash : "";
 }
 

@@ -17,13 +17,13 @@
 #include "upstream/provider.h"
 #include "upstream/transport.h"
 
-#define MAX_ERROR_BODY    (64L * 1024)        /* an upstream error body we keep */
-#define MAX_REPLY_BODY    (64L * 1024 * 1024) /* a non-stream upstream reply */
-#define MAX_ATTEMPTS      3                   /* upstream attempts per request (SPEC §11) */
-#define MAX_CHOICES_HARD  16
-#define MAX_LANES         3 /* providers one request may try (unified routes) */
-#define LAT_BUCKETS       11
-static const int64_t lat_bucket_ms[LAT_BUCKETS] = {100,  250,   500,   1000,  2500,  5000,
+#define MAX_ERROR_BODY   (64L * 1024)        /* an upstream error body we keep */
+#define MAX_REPLY_BODY   (64L * 1024 * 1024) /* a non-stream upstream reply */
+#define MAX_ATTEMPTS     3                   /* upstream attempts per request (SPEC §11) */
+#define MAX_CHOICES_HARD 16
+#define MAX_LANES        3 /* providers one request may try (unified routes) */
+#define LAT_BUCKETS      11
+static const int64_t lat_bucket_ms[LAT_BUCKETS] = {100,   250,   500,   1000,   2500,  5000,
                                                    10000, 30000, 60000, 120000, 300000};
 
 /* One upstream transfer: choice k of an n fan-out. */
@@ -73,8 +73,8 @@ struct run {
     int status;  /* what the client was answered (metrics) */
     struct lane lanes[MAX_LANES];
     int nlanes, cur;
-    json_object *ubody;  /* the current lane's upstream body */
-    json_object *betas;  /* the client's anthropic-beta flags, may be NULL */
+    json_object *ubody;   /* the current lane's upstream body */
+    json_object *betas;   /* the client's anthropic-beta flags, may be NULL */
     const char *key_hash; /* the key of the attempt that answered */
     struct anthropic_usage usage_sum;
     int prompts;
@@ -427,15 +427,6 @@ static void choices_free(struct run *r)
     free(r->ch);
 }
 
-static void transport_opts_of(const struct config *cfg, struct transport_opts *t)
-{
-    t->connect_to = cfg->upstream_connect_to;
-    t->ca_bundle = cfg->upstream_ca_bundle;
-    t->proxy = cfg->https_proxy;
-    t->timeout_s = cfg->upstream_timeout_s;
-    t->idle_timeout_s = cfg->stream_idle_timeout_s;
-}
-
 /* Usage is summed here and written with the request's other counters in one transaction. */
 static void count_usage(struct run *r, const struct anthropic_usage *u, int prompts)
 {
@@ -672,7 +663,6 @@ static int build_body(struct run *r, json_object **out)
 /* ---- keys and lanes ---------------------------------------------------------------------------
  */
 
-
 static void lanes_free(struct run *r)
 {
     for (int l = 0; l < r->nlanes; l++) {
@@ -702,10 +692,10 @@ static int lane_add(struct run *r, const struct provider *pv, int *had_keys)
     struct lane *ln = &r->lanes[r->nlanes];
     memset(ln, 0, sizeof *ln);
     struct transport_opts topts;
-    transport_opts_of(c->cfg, &topts);
-    if (pv->resolve ? pv->resolve(c->cfg, c->st, &topts, r->client_model, &ln->model)
-                    : catalog_resolve(r->client_model, c->cfg->model_aliases, pv->catalog,
-                                      &ln->model))
+    provider_transport_opts(c->cfg, &topts);
+    if (pv->resolve
+            ? pv->resolve(c->cfg, c->st, &topts, r->client_model, &ln->model)
+            : catalog_resolve(r->client_model, c->cfg->model_aliases, pv->catalog, &ln->model))
         return 0;
     ln->hashes = calloc((size_t)n, sizeof *ln->hashes);
     ln->allowed = calloc((size_t)n, 1);
@@ -740,8 +730,9 @@ static int lanes_setup(struct run *r)
     } else {
         /* Azure never stands in for Claude: it takes the models the Claude catalogue lacks */
         struct catalog_resolved m;
-        int claude = catalog_resolve(r->client_model, cfg->model_aliases, CATALOG_VERTEX, &m) == 0 ||
-                     catalog_resolve(r->client_model, cfg->model_aliases, CATALOG_BEDROCK, &m) == 0;
+        int claude =
+            catalog_resolve(r->client_model, cfg->model_aliases, CATALOG_VERTEX, &m) == 0 ||
+            catalog_resolve(r->client_model, cfg->model_aliases, CATALOG_BEDROCK, &m) == 0;
         const char *order = cfg->provider_order ? cfg->provider_order : "gcp,aws";
         const char *e;
         size_t len;
@@ -838,15 +829,10 @@ static int choose(struct run *r, int *lane, struct keypool *pool, int64_t *soone
         if (at && (!*soonest || at < *soonest))
             *soonest = at;
         for (int i = 0; i < pool->n; i++) {
-            const struct keypool_key *kk = &pool->k[i];
-            if (!ln->allowed[i] || keypool_usable(pool, i, now))
-                continue;
-            if (kk->revoked)
-                cs->revoked++;
-            else if (kk->quota_until > now)
-                cs->quota++;
-            else
-                cs->nomodel++;
+            enum keypool_state ks = ln->allowed[i] ? keypool_state(pool, i, 0, now) : 0;
+            cs->revoked += ks == KEYSTATE_REVOKED;
+            cs->quota += ks == KEYSTATE_OVER_QUOTA;
+            cs->nomodel += ks == KEYSTATE_NO_MODEL;
         }
         keypool_free(pool);
     }
@@ -894,8 +880,7 @@ static void answer_failure(struct run *r, struct failure *f, int64_t soonest,
         snprintf(f->msg, sizeof f->msg,
                  "no usable key for %.100s: %d revoked, %d over quota, %d without access to "
                  "the model (see the server log)",
-                 r->client_model, cs ? cs->revoked : 0, cs ? cs->quota : 0,
-                 cs ? cs->nomodel : 0);
+                 r->client_model, cs ? cs->revoked : 0, cs ? cs->quota : 0, cs ? cs->nomodel : 0);
     }
     /* SPEC §11: a 429 always carries Retry-After, from the soonest cooldown when upstream gave
      * none */
@@ -920,8 +905,8 @@ static int attempt_once(struct run *r, int k, int refresh, struct transport_opts
     if (r->pstate)
         r->pv->release(r->pstate);
     r->pstate = NULL;
-    int rc = r->pv->prepare(&r->pstate, c->cfg, k, &r->model, r->ubody, r->stream, r->betas,
-                            &r->t, err, sizeof err);
+    int rc = r->pv->prepare(&r->pstate, c->cfg, k, &r->model, r->ubody, r->stream, r->betas, &r->t,
+                            err, sizeof err);
     if (rc) {
         reply_error(r, err_http(rc), rc == OAI_EBADREQ ? "invalid_request" : "internal_error",
                     err[0] ? err : err_message(rc), rc == OAI_EBADREQ ? "model" : NULL, NULL);
@@ -954,7 +939,7 @@ static void attempts(struct run *r)
     const struct proxy_call *c = r->c;
     const struct config *cfg = c->cfg;
     struct transport_opts topts;
-    transport_opts_of(cfg, &topts);
+    provider_transport_opts(cfg, &topts);
     struct failure last;
     memset(&last, 0, sizeof last);
     int64_t t0 = util_mono_ms();
@@ -1029,9 +1014,9 @@ static void attempts(struct run *r)
             last.http = http;
             last.code = code;
             status = bad->pre_http ? bad->pre_http : bad->x.status;
-            v = bad->x.result && !bad->x.status ? KEYPOOL_TRANSIENT
-                                                : keypool_classify(status, bad->x.error_type,
-                                                                   last.msg);
+            v = bad->x.result && !bad->x.status
+                    ? KEYPOOL_TRANSIENT
+                    : keypool_classify(status, bad->x.error_type, last.msg);
             if (bad->x.status == 401 && r->pv->refresh_on_401 && !refresh &&
                 attempt < MAX_ATTEMPTS) {
                 log_warn("req %s: %s key %s: credentials refused; refreshing once", c->id,

@@ -81,6 +81,8 @@ test('two Vertex keys, one answering 429: the request moves to the other, the co
     ok(blk, 'gcp-claude block', s);
     equal(blk && blk.activeKeys, 2, 'activeKeys 2 (cooling is not revoked)');
     equal(blk && blk.coolingKeys, 1, 'coolingKeys 1');
+    const page = await fetchText(`${l.url}/`, { headers: { accept: 'text/html' } });
+    match(page.body, /<p><strong>GCP Claude \(Sonnet\)<\/strong>: no wait \/ <strong>GCP Claude \(Opus\)<\/strong>: no wait<\/p>/, 'the HTML page has the seed\'s line of wait times');
     G.keyScenario(A.email, null);
     await sleep(1300); // the first cooldown is 1 s
     const m3 = mark('text', 'k429c');

@@ -26,7 +26,8 @@ static void test_classify(void)
     } cases[] = {
         {200, "", "", KEYPOOL_OK},
         {0, "", "connection refused", KEYPOOL_TRANSIENT},
-        {429, "", "Quota exceeded for aiplatform.googleapis.com/online_prediction_requests_per_base_model",
+        {429, "",
+         "Quota exceeded for aiplatform.googleapis.com/online_prediction_requests_per_base_model",
          KEYPOOL_COOL},
         {429, "ThrottlingException", "Too many tokens, please wait before trying again.",
          KEYPOOL_COOL},
@@ -37,8 +38,8 @@ static void test_classify(void)
         {503, "ServiceUnavailableException", "Bedrock is unable to process your request.",
          KEYPOOL_COOL},
         {401, "", "Request had invalid authentication credentials.", KEYPOOL_REVOKED},
-        {403, "UnrecognizedClientException", "The security token included in the request is invalid.",
-         KEYPOOL_REVOKED},
+        {403, "UnrecognizedClientException",
+         "The security token included in the request is invalid.", KEYPOOL_REVOKED},
         {403, "AccessDeniedException",
          "You don't have access to the model with the specified model ID.", KEYPOOL_NOMODEL},
         {404, "", "Publisher Model ... was not found", KEYPOOL_NOMODEL},
@@ -208,8 +209,7 @@ static void test_other_process(const char *path, struct state *st)
         if (state_open(&s2, path) == 0) {
             keypool_load(&p, s2, "azure", "azure-gpt4o", "d", "", hashes, 2);
             int64_t soonest;
-            rc = p.k[1].revoked && keypool_pick(&p, NULL, 0, state_now_ms(), &soonest) == 0 ? 0
-                                                                                          : 2;
+            rc = p.k[1].revoked && keypool_pick(&p, NULL, 0, state_now_ms(), &soonest) == 0 ? 0 : 2;
             keypool_free(&p);
             state_close(s2);
         }
