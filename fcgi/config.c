@@ -1,6 +1,5 @@
 #include "fcgi/config.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -13,6 +12,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "fcgi/io.h"
+#include "gate/cidr.h"
 
 #ifndef LOCALSTATEDIR
 #define LOCALSTATEDIR "/usr/local/var"
@@ -141,30 +141,6 @@ static int alias_entry(const char *e, size_t len, int idx, char *why, size_t n)
     return 0;
 }
 
-static int cidr_entry(const char *e, size_t len, int idx, char *why, size_t n)
-{
-    char ip[64];
-    unsigned char bin[16];
-    if (len >= sizeof ip)
-        goto bad;
-    memcpy(ip, e, len);
-    ip[len] = '\0';
-    char *slash = strchr(ip, '/');
-    long long bits = -1;
-    if (slash) {
-        *slash = '\0';
-        if (util_parse_long(slash + 1, 0, 128, &bits))
-            goto bad;
-    }
-    if (inet_pton(AF_INET, ip, bin) == 1)
-        return bits > 32;
-    if (inet_pton(AF_INET6, ip, bin) == 1)
-        return 0;
-bad:
-    snprintf(why, n, "entry %d is not an IP address or CIDR range", idx);
-    return 1;
-}
-
 static int connect_to_entry(const char *e, size_t len, int idx, char *why, size_t n)
 {
     int colons = 0, depth = 0;
@@ -217,11 +193,16 @@ LIST_CHECK(check_gcp_file, file_entry)
 LIST_CHECK(check_aws, aws_entry)
 LIST_CHECK(check_azure, azure_entry)
 LIST_CHECK(check_aliases, alias_entry)
-LIST_CHECK(check_cidrs, cidr_entry)
 LIST_CHECK(check_connect_to, connect_to_entry)
 LIST_CHECK(check_families, family_entry)
 LIST_CHECK(check_providers, provider_entry)
 LIST_CHECK(check_list, NULL)
+
+/* IP_BLACKLIST: the gatekeeper's own parser decides what is valid. */
+static int check_cidrs(const char *v, char *why, size_t n)
+{
+    return cidr_list_valid(v, why, n) != 0;
+}
 
 static int check_route(const char *v, char *why, size_t n)
 {
@@ -635,6 +616,18 @@ const struct config *config_for_request(const struct config *base, struct io *io
     if (config_load(scratch, request_lookup, io, io_params(io), log_problem, NULL))
         return NULL;
     return scratch;
+}
+
+long long config_token_quota(struct io *io, const char *family)
+{
+    char name[96];
+    size_t k = (size_t)snprintf(name, sizeof name, "TOKEN_QUOTA_");
+    for (const char *f = family; *f && k + 1 < sizeof name; f++)
+        name[k++] = *f == '-' ? '_' : (char)toupper((unsigned char)*f);
+    name[k] = '\0';
+    const char *v = io ? request_lookup(io, name) : getenv(name);
+    long long q;
+    return v && util_parse_long(v, 0, INT64_MAX, &q) == 0 ? q : 0;
 }
 
 /* ---- summary and help ------------------------------------------------------------------------ */

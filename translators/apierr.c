@@ -1,6 +1,15 @@
 #include "translators/apierr.h"
 
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/buf.h"
 #include "common/err.h"
+#include "common/util.h"
+
+/* A longer message is cut (at a character boundary) in an error completion's text. */
+#define COMPLETION_MESSAGE_MAX (16 * 1024)
 
 static const char *openai_type(int http)
 {
@@ -113,4 +122,241 @@ int apierr_upstream(long status, const char **code)
         *code = "upstream_error";
         return 502;
     }
+}
+
+/* ---- seed-compatible error completions ------------------------------------------------------ */
+
+/* What every shape of one error completion shares. */
+struct fake {
+    char title[96];
+    const char *id;    /* the request id, "" if none */
+    const char *model; /* the client's model or "unknown" */
+    int64_t created;   /* Unix seconds */
+    json_object *text; /* the markdown text as a JSON string; owned */
+};
+
+static const char *reason_phrase(int http)
+{
+    switch (http) {
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 402:
+        return "Payment Required";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "Payload Too Large";
+    case 422:
+        return "Unprocessable Entity";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 529:
+        return "Overloaded";
+    default:
+        return "Error";
+    }
+}
+
+void apierr_completion_title(int http, char *out, size_t n)
+{
+    snprintf(out, n, "Proxy error (HTTP %d %s)", http, reason_phrase(http));
+}
+
+/* fake_init fills f for one error; f->text is NULL if the text could not be built. */
+static void fake_init(struct fake *f, enum api api, int http, const char *code, const char *message,
+                      const char *id, const char *model)
+{
+    apierr_completion_title(http, f->title, sizeof f->title);
+    f->id = id ? id : "";
+    f->model = model && *model ? model : "unknown";
+    f->created = util_now_ms() / 1000;
+    f->text = NULL;
+    if (!code)
+        code = api == API_ANTHROPIC ? anthropic_type(http) : openai_type(http);
+    if (!message)
+        message = "";
+    size_t mlen = strlen(message);
+    if (mlen > COMPLETION_MESSAGE_MAX) {
+        mlen = COMPLETION_MESSAGE_MAX;
+        while (mlen > 0 && ((unsigned char)message[mlen] & 0xC0) == 0x80)
+            mlen--; /* never split a UTF-8 sequence */
+    }
+    struct buf b;
+    buf_init(&b, strlen(f->title) + mlen + strlen(code) + sizeof APIERR_MARKER + 32);
+    if (buf_printf(&b, "### **%s**\n\n%.*s\n\n----\n\n*%s*\n\n" APIERR_MARKER, f->title, (int)mlen,
+                   message, code) == 0)
+        f->text = json_object_new_string_len(b.data, (int)b.len);
+    buf_free(&b);
+}
+
+/* prefixed returns a new JSON string prefix + f->id. */
+static json_object *prefixed(const char *prefix, const struct fake *f)
+{
+    char s[160];
+    snprintf(s, sizeof s, "%s%.128s", prefix, f->id);
+    return json_object_new_string(s);
+}
+
+/* zero_usage returns a new usage object with each named counter 0 (names NULL-terminated). */
+static json_object *zero_usage(const char *const *names)
+{
+    json_object *u = json_object_new_object();
+    for (; *names; names++)
+        json_object_object_add(u, *names, json_object_new_int(0));
+    return u;
+}
+
+/* openai_fake returns a new chat.completion (chunk: a chat.completion.chunk) carrying f's text
+ * (the reference is taken from f). */
+static json_object *openai_fake(struct fake *f, int chunk)
+{
+    static const char *const usage[] = {"prompt_tokens", "completion_tokens", "total_tokens", NULL};
+    json_object *root = json_object_new_object(), *choices = json_object_new_array();
+    json_object *choice = json_object_new_object(), *msg = json_object_new_object();
+    json_object_object_add(root, "id", prefixed(chunk ? "chatcmpl-" : "error-", f));
+    json_object_object_add(
+        root, "object",
+        json_object_new_string(chunk ? "chat.completion.chunk" : "chat.completion"));
+    json_object_object_add(root, "created", json_object_new_int64(f->created));
+    json_object_object_add(root, "model", json_object_new_string(f->model));
+    json_object_object_add(msg, "role", json_object_new_string("assistant"));
+    json_object_object_add(msg, "content", f->text);
+    f->text = NULL;
+    json_object_object_add(choice, "index", json_object_new_int(0));
+    json_object_object_add(choice, chunk ? "delta" : "message", msg);
+    json_object_object_add(choice, "finish_reason", json_object_new_string(f->title));
+    if (!chunk)
+        json_object_object_add(choice, "logprobs", NULL);
+    json_object_array_add(choices, choice);
+    json_object_object_add(root, "choices", choices);
+    if (!chunk)
+        json_object_object_add(root, "usage", zero_usage(usage));
+    return root;
+}
+
+/* anthropic_message returns a new Messages message for f: with the text as its one content
+ * block (the reference is taken from f) and stop_reason end_turn, or (start) as message_start
+ * carries it: empty content, stop_reason null. */
+static json_object *anthropic_message(struct fake *f, int start)
+{
+    static const char *const usage[] = {"input_tokens", "output_tokens", NULL};
+    json_object *m = json_object_new_object(), *content = json_object_new_array();
+    json_object_object_add(m, "id", prefixed("msg_error_", f));
+    json_object_object_add(m, "type", json_object_new_string("message"));
+    json_object_object_add(m, "role", json_object_new_string("assistant"));
+    json_object_object_add(m, "model", json_object_new_string(f->model));
+    if (!start) {
+        json_object *block = json_object_new_object();
+        json_object_object_add(block, "type", json_object_new_string("text"));
+        json_object_object_add(block, "text", f->text);
+        f->text = NULL;
+        json_object_array_add(content, block);
+    }
+    json_object_object_add(m, "content", content);
+    json_object_object_add(m, "stop_reason", start ? NULL : json_object_new_string("end_turn"));
+    json_object_object_add(m, "stop_sequence", NULL);
+    json_object_object_add(m, "usage", zero_usage(usage));
+    return m;
+}
+
+json_object *apierr_completion(enum api api, int http, const char *code, const char *message,
+                               const char *id, const char *model)
+{
+    struct fake f;
+    fake_init(&f, api, http, code, message, id, model);
+    if (!f.text)
+        return NULL;
+    return api == API_ANTHROPIC ? anthropic_message(&f, 0) : openai_fake(&f, 0);
+}
+
+/* The Messages stream, in order. */
+static const char *const anthropic_events[] = {"message_start",       "content_block_start",
+                                               "content_block_delta", "content_block_stop",
+                                               "message_delta",       "message_stop"};
+
+/* anthropic_event returns a new event object for anthropic_events[step] (the delta takes the
+ * text's reference from f). */
+static json_object *anthropic_event(struct fake *f, unsigned step)
+{
+    json_object *ev = json_object_new_object(), *o = NULL;
+    json_object_object_add(ev, "type", json_object_new_string(anthropic_events[step]));
+    switch (step) {
+    case 0:
+        json_object_object_add(ev, "message", anthropic_message(f, 1));
+        break;
+    case 1:
+        o = json_object_new_object();
+        json_object_object_add(o, "type", json_object_new_string("text"));
+        json_object_object_add(o, "text", json_object_new_string(""));
+        json_object_object_add(ev, "index", json_object_new_int(0));
+        json_object_object_add(ev, "content_block", o);
+        break;
+    case 2:
+        o = json_object_new_object();
+        json_object_object_add(o, "type", json_object_new_string("text_delta"));
+        json_object_object_add(o, "text", f->text);
+        f->text = NULL;
+        json_object_object_add(ev, "index", json_object_new_int(0));
+        json_object_object_add(ev, "delta", o);
+        break;
+    case 3:
+        json_object_object_add(ev, "index", json_object_new_int(0));
+        break;
+    case 4:
+        o = json_object_new_object();
+        json_object_object_add(o, "stop_reason", json_object_new_string("end_turn"));
+        json_object_object_add(o, "stop_sequence", NULL);
+        json_object_object_add(ev, "delta", o);
+        o = json_object_new_object();
+        json_object_object_add(o, "output_tokens", json_object_new_int(0));
+        json_object_object_add(ev, "usage", o);
+        break;
+    default:
+        break;
+    }
+    return ev;
+}
+
+/* send_json emits obj (taken) as one event named name. */
+static int send_json(apierr_emit_fn emit, void *ctx, const char *name, json_object *obj)
+{
+    size_t len = 0;
+    const char *txt = obj ? util_json_plain(obj, &len) : NULL;
+    int rc = txt ? emit(ctx, name, txt, len) : OAI_ENOMEM;
+    json_object_put(obj);
+    return rc;
+}
+
+int apierr_completion_events(enum api api, int http, const char *code, const char *message,
+                             const char *id, const char *model, apierr_emit_fn emit, void *ctx)
+{
+    struct fake f;
+    fake_init(&f, api, http, code, message, id, model);
+    int rc = f.text ? 0 : OAI_ENOMEM;
+    if (rc == 0 && api == API_ANTHROPIC) {
+        for (unsigned i = 0; rc == 0 && i < sizeof anthropic_events / sizeof *anthropic_events; i++)
+            rc = send_json(emit, ctx, anthropic_events[i], anthropic_event(&f, i));
+    } else if (rc == 0) {
+        rc = send_json(emit, ctx, NULL, openai_fake(&f, 1));
+        if (rc == 0)
+            rc = emit(ctx, NULL, "[DONE]", 6);
+    }
+    json_object_put(f.text); /* still held if the sequence stopped before the text */
+    return rc;
 }
