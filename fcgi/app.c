@@ -15,7 +15,11 @@
 #include "auth/aws.h"
 #include "auth/azure.h"
 #include "auth/gcp.h"
+#include "gate/cidr.h"
+#include "gate/gate.h"
+#include "gate/users.h"
 #include "translators/apierr.h"
+#include "translators/estimate.h"
 #include "translators/testmsg.h"
 #include "upstream/proxy.h"
 
@@ -26,6 +30,9 @@ struct ctx {
     struct request rq;
     struct response resp;
     enum api api; /* the error format the client speaks */
+    /* ERROR_STYLE=completion on a generation request: errors become fake completions */
+    int completion_errors, stream;
+    const char *model;
 };
 
 int app_init(struct app *app, int cgi, config_report_fn report, void *rctx)
@@ -84,16 +91,68 @@ static struct state *store(struct app *app, const char *path)
 /* ---- replies ----------------------------------------------------------------------------------
  */
 
-static void send_error_msg(struct ctx *c, int err, const char *message, const char *param)
+struct emit_ctx {
+    struct sse sse;
+};
+
+static int emit_sse(void *p, const char *name, const char *data, size_t len)
+{
+    struct emit_ctx *e = p;
+    return sse_event(&e->sse, name, data, len, util_mono_ms());
+}
+
+/* ERROR_STYLE=completion (SPEC §6): the error as an HTTP 200 completion (or stream) carrying
+ * the seed's marker, with x-oai-proxy-error headers. */
+static void send_completion_error(struct ctx *c, int http, const char *code, const char *message)
+{
+    char title[96], status[8];
+    apierr_completion_title(http, title, sizeof title);
+    snprintf(status, sizeof status, "%d", http);
+    if (resp_header(&c->resp, "x-oai-proxy-error", title) ||
+        resp_header(&c->resp, "x-oai-proxy-error-status", status))
+        return;
+    if (c->stream) {
+        struct emit_ctx e;
+        if (sse_begin(&e.sse, &c->resp, (int)c->cfg->heartbeat_s, util_mono_ms()) == 0)
+            apierr_completion_events(c->api, http, code, message, c->rq.id, c->model, emit_sse, &e);
+        return;
+    }
+    json_object *body = apierr_completion(c->api, http, code, message, c->rq.id, c->model);
+    resp_json(&c->resp, 200, body);
+    json_object_put(body);
+}
+
+/* An error reply with an explicit status and code, in the client's format. */
+static void send_http_error(struct ctx *c, int http, const char *code, const char *message,
+                            const char *param)
 {
     if (c->resp.status)
         return; /* too late for a status: the caller reports mid-stream errors itself */
-    int http = err_http(err);
-    json_object *body = apierr_body(c->api, http, apierr_code(err), message, param);
-    resp_json(&c->resp, http, body);
-    json_object_put(body);
     if (http >= 500)
         log_warn("req %s %s %s -> %d %s", c->rq.id, c->rq.method, c->rq.rp.path, http, message);
+    if (c->completion_errors) {
+        send_completion_error(c, http, code, message);
+        return;
+    }
+    json_object *body = apierr_body(c->api, http, code, message, param);
+    resp_json(&c->resp, http, body);
+    json_object_put(body);
+}
+
+static void send_error_msg(struct ctx *c, int err, const char *message, const char *param)
+{
+    send_http_error(c, err_http(err), apierr_code(err), message, param);
+}
+
+/* A gate refusal: its status, Retry-After and, for 401, WWW-Authenticate. */
+static void send_verdict(struct ctx *c, const struct gate_verdict *v)
+{
+    char ra[24];
+    snprintf(ra, sizeof ra, "%lld", v->retry_after_s);
+    if ((v->retry_after_s > 0 && resp_header(&c->resp, "Retry-After", ra)) ||
+        (v->http == 401 && resp_header(&c->resp, "WWW-Authenticate", "Bearer")))
+        return;
+    send_http_error(c, v->http, v->code, v->message, NULL);
 }
 
 static void send_error(struct ctx *c, int err)
@@ -179,29 +238,37 @@ static void handle_info(struct ctx *c, int html_allowed)
     json_object_put(info);
 }
 
-static int admin_ok(struct ctx *c)
+/* The client's credential (Authorization: Bearer, else x-api-key), or NULL. */
+static const char *credential(struct ctx *c, char *out, size_t n)
+{
+    return gate_credential(request_param(&c->rq, "HTTP_AUTHORIZATION"),
+                           request_param(&c->rq, "HTTP_X_API_KEY"), out, n);
+}
+
+/* /metrics and /admin: an ADMIN_KEY bearer (open when ADMIN_KEY is unset and open is set),
+ * with the gate's lock-out. 1 admitted, else the refusal was sent. */
+static int admin_ok(struct ctx *c, struct state *st, int open)
 {
     const char *key = c->cfg->admin_key;
-    if (!key || !*key)
+    if (open && (!key || !*key))
         return 1;
-    const char *auth = request_param(&c->rq, "HTTP_AUTHORIZATION");
-    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
-        return 0;
-    return util_ct_equal(auth + 7, key);
+    char cred[512];
+    struct gate_verdict v;
+    if (gate_admin_ok(st, key, credential(c, cred, sizeof cred), c->rq.client_ip, &v))
+        return 1;
+    send_verdict(c, &v);
+    return 0;
 }
 
 static void handle_metrics(struct ctx *c)
 {
-    if (!admin_ok(c)) {
-        if (resp_header(&c->resp, "WWW-Authenticate", "Bearer") == 0)
-            send_error_msg(c, OAI_EUNAUTH, "metrics need Authorization: Bearer <ADMIN_KEY>", NULL);
-        return;
-    }
     struct state *st = store(c->app, c->cfg->state_path);
     if (!st) {
         send_error(c, OAI_ESTATE);
         return;
     }
+    if (!admin_ok(c, st, 1))
+        return;
     char origin[512];
     struct status_input in;
     status_input_init(c, &in, st, origin, sizeof origin);
@@ -217,6 +284,60 @@ static void handle_metrics(struct ctx *c)
     buf_free(&text);
 }
 
+/* The gatekeeper for the proxy routes: 1 admitted (who filled, to free), else refused. */
+static int admit(struct ctx *c, struct state *st, struct gate_who *who)
+{
+    struct gate_rules rules = {
+        .mode = (enum gate_mode)c->cfg->gatekeeper,
+        .proxy_key = c->cfg->proxy_key,
+        .admin_key = c->cfg->admin_key,
+        .max_ips_per_user = c->cfg->max_ips_per_user,
+    };
+    struct gate_verdict v;
+    char cred[512];
+    int rc = gate_admit(st, &rules, credential(c, cred, sizeof cred), c->rq.client_ip, who, &v);
+    memset(cred, 0, sizeof cred);
+    if (rc && !v.http)
+        send_error(c, rc);
+    else if (v.http)
+        send_verdict(c, &v);
+    if (rc || v.http) {
+        gate_who_free(who);
+        return 0;
+    }
+    return 1;
+}
+
+static void handle_admin_users(struct ctx *c)
+{
+    struct state *st = store(c->app, c->cfg->state_path);
+    if (!st) {
+        send_error(c, OAI_ESTATE);
+        return;
+    }
+    if (!admin_ok(c, st, 0))
+        return;
+    json_object *body = NULL, *out = NULL;
+    int rc = request_read_body(&c->rq, c->cfg->max_body_bytes);
+    if (rc) {
+        send_error(c, rc);
+        return;
+    }
+    if (c->rq.body.len && util_parse_json(c->rq.body.data, c->rq.body.len, &body)) {
+        send_error(c, OAI_EBADJSON);
+        return;
+    }
+    char err[256] = "";
+    int http = users_admin(st, c->rq.method, c->rq.route.tail,
+                           request_param(&c->rq, "QUERY_STRING"), body, &out, err, sizeof err);
+    if (out)
+        resp_json(&c->resp, http, out);
+    else
+        send_http_error(c, http, http == 404 ? "not_found" : NULL, err, NULL);
+    json_object_put(out);
+    json_object_put(body);
+}
+
 static void handle_models(struct ctx *c)
 {
     struct state *st = store(c->app, c->cfg->state_path);
@@ -224,29 +345,23 @@ static void handle_models(struct ctx *c)
         send_error(c, OAI_ESTATE);
         return;
     }
+    struct gate_who who;
+    if (!admit(c, st, &who))
+        return;
+    gate_who_free(&who);
     json_object *list = proxy_models(c->cfg, st, router_provider_name(c->rq.route.provider));
     resp_json(&c->resp, 200, list);
     json_object_put(list);
 }
 
 /* Remembers the client as a prompter for 60 s (the info page's proomptersNow). */
-static void note_prompter(struct ctx *c, struct state *st)
+static void note_prompter(struct ctx *c, struct state *st, const char *identity)
 {
     char key[64], hash[13];
-    log_hash(c->rq.client_ip, strlen(c->rq.client_ip), hash);
+    log_hash(identity, strlen(identity), hash);
     snprintf(key, sizeof key, STATUS_PROMPTER_PREFIX "%s", hash);
     if (state_kv_set(st, key, "1", 1, STATUS_PROMPTER_TTL_MS))
         log_warn("req %s: could not record the prompter in the state store", c->rq.id);
-}
-
-struct emit_ctx {
-    struct sse sse;
-};
-
-static int emit_sse(void *p, const char *name, const char *data, size_t len)
-{
-    struct emit_ctx *e = p;
-    return sse_event(&e->sse, name, data, len, util_mono_ms());
 }
 
 static void reply_test_message(struct ctx *c, json_object *body, const char *model, int stream)
@@ -289,6 +404,21 @@ static int sink_reply(void *p, int status, const char *body, size_t len, const c
     struct sink_ctx *k = p;
     if (retry_after && resp_header(&k->c->resp, "Retry-After", retry_after))
         return OAI_EINTERNAL;
+    if (status >= 400 && k->c->completion_errors) {
+        /* the error body is ours (apierr_body): take its message and code back out */
+        json_object *o = NULL, *e, *v;
+        const char *msg = "error", *code = NULL;
+        if (util_parse_json(body, len, &o) == 0 && json_object_object_get_ex(o, "error", &e)) {
+            if (json_object_object_get_ex(e, "message", &v))
+                msg = json_object_get_string(v);
+            if (json_object_object_get_ex(e, "code", &v) ||
+                json_object_object_get_ex(e, "type", &v))
+                code = json_object_get_string(v);
+        }
+        send_completion_error(k->c, status, code, msg);
+        json_object_put(o);
+        return k->c->resp.gone ? OAI_EGONE : 0;
+    }
     return resp_send(&k->c->resp, status, "application/json", body, len);
 }
 
@@ -317,7 +447,7 @@ static int sink_tick(void *p)
     return sse_heartbeat(&k->sse, util_mono_ms()) < 0 ? OAI_EGONE : 0;
 }
 
-static void upstream(struct ctx *c, struct state *st, json_object *body)
+static void upstream(struct ctx *c, struct state *st, json_object *body, struct proxy_result *res)
 {
     struct sink_ctx k = {.c = c, .streaming = 0};
     struct proxy_sink sink = {sink_reply, sink_stream_begin, sink_event, sink_tick, &k};
@@ -329,8 +459,72 @@ static void upstream(struct ctx *c, struct state *st, json_object *body)
         .body = body,
         .beta = request_param(&c->rq, "HTTP_ANTHROPIC_BETA"),
         .id = c->rq.id,
+        .result = res,
     };
     proxy_generate(&call, &sink);
+}
+
+/* TEXT_MODEL_RATE_LIMIT: one slot of the identity's 60 s window, with the X-RateLimit-*
+ * headers. 1 admitted, else the 429 was sent. */
+static int rate_ok(struct ctx *c, struct state *st, const struct gate_who *who)
+{
+    struct gate_rate_info info;
+    struct gate_verdict v;
+    int rc = gate_rate(st, who, c->cfg->text_model_rate_limit, c->rq.id, &info, &v);
+    if (rc) {
+        send_error(c, rc);
+        return 0;
+    }
+    if (info.limit > 0) {
+        char a[24], b[24], r[24];
+        snprintf(a, sizeof a, "%lld", info.limit);
+        snprintf(b, sizeof b, "%lld", info.remaining);
+        snprintf(r, sizeof r, "%lld", (long long)info.reset_ms);
+        if (resp_header(&c->resp, "X-RateLimit-Limit", a) ||
+            resp_header(&c->resp, "X-RateLimit-Remaining", b) ||
+            resp_header(&c->resp, "X-RateLimit-Reset", r))
+            return 0;
+    }
+    if (v.http) {
+        send_verdict(c, &v);
+        return 0;
+    }
+    return 1;
+}
+
+/* Quota, upstream, accounting: the part of a generation request after admission. */
+static void generate(struct ctx *c, struct state *st, json_object *body, struct gate_who *who)
+{
+    struct proxy_call probe = {
+        .cfg = c->cfg,
+        .st = st,
+        .api = c->rq.route.id == ROUTE_MESSAGES ? PROXY_ANTHROPIC : PROXY_OPENAI,
+        .provider = router_provider_name(c->rq.route.provider),
+        .body = body,
+        .id = c->rq.id,
+    };
+    char family[48] = "";
+    struct gate_reservation res = {0};
+    if (who->token[0] && !who->special && proxy_family(&probe, family, sizeof family) == 0) {
+        int64_t estimate =
+            estimate_prompt_tokens(body) +
+            estimate_output_tokens(body, c->cfg->default_max_tokens, c->cfg->max_output_tokens);
+        struct gate_verdict v;
+        int rc = gate_quota_reserve(st, who, family, config_token_quota(c->rq.io, family),
+                                    c->cfg->quota_refresh_period, estimate, &res, &v);
+        if (rc || v.http) {
+            if (rc)
+                send_error(c, rc);
+            else
+                send_verdict(c, &v);
+            return;
+        }
+    }
+    struct proxy_result out = {"", 0, 0, 0};
+    upstream(c, st, body, &out);
+    gate_quota_settle(st, &res, out.tokens);
+    if (out.prompts)
+        gate_count(st, who, out.family, out.tokens, out.prompts);
 }
 
 /* Checks that a field, when present, has the JSON type wanted; sends the 400 if not. */
@@ -385,21 +579,26 @@ static void handle_generation(struct ctx *c)
         json_object_object_get_ex(body, "model", &v) ? json_object_get_string(v) : NULL;
     int stream = json_object_object_get_ex(body, "stream", &v) && json_object_get_boolean(v);
 
+    c->stream = stream;
+    c->model = model;
+    c->completion_errors = c->cfg->error_style == ERRSTYLE_COMPLETION;
     struct state *st = store(c->app, c->cfg->state_path);
     if (!st) {
         send_error(c, OAI_ESTATE);
         goto done;
     }
-    note_prompter(c, st);
+    struct gate_who who;
+    if (!admit(c, st, &who))
+        goto done;
+    note_prompter(c, st, who.identity);
     if (testmsg_detect(body)) {
         reply_test_message(c, body, model, stream);
-        goto done;
-    }
-    if (!model || !*model) {
+    } else if (!model || !*model) {
         send_error_msg(c, OAI_EBADREQ, "you must provide a model parameter", "model");
-        goto done;
+    } else if (rate_ok(c, st, &who)) {
+        generate(c, st, body, &who);
     }
-    upstream(c, st, body);
+    gate_who_free(&who);
 done:
     json_object_put(body);
 }
@@ -432,8 +631,22 @@ static void dispatch(struct ctx *c)
         send_error_msg(c, OAI_ENOTFOUND, msg, NULL);
         return;
     }
+    if (r->id != ROUTE_HEALTHZ) {
+        /* IP_BLACKLIST and BLOCKED_ORIGINS hold for everything but the health check */
+        if (c->cfg->ip_blacklist && cidr_list_match(c->cfg->ip_blacklist, c->rq.client_ip)) {
+            send_http_error(c, 403, "ip_blocked", "Forbidden (by IP_BLACKLIST)", NULL);
+            return;
+        }
+        if (c->cfg->blocked_origins &&
+            gate_origin_blocked(c->cfg->blocked_origins, request_param(&c->rq, "HTTP_ORIGIN"),
+                                request_param(&c->rq, "HTTP_REFERER"))) {
+            send_http_error(c, 403, "blocked_origin",
+                            "Requests from this website are not allowed to use this proxy", NULL);
+            return;
+        }
+    }
     int head = strcmp(c->rq.method, "HEAD") == 0 && strcmp(r->method, "GET") == 0;
-    if (strcmp(c->rq.method, r->method) != 0 && !head) {
+    if (strcmp(r->method, "*") != 0 && strcmp(c->rq.method, r->method) != 0 && !head) {
         char allow[32];
         snprintf(allow, sizeof allow, "%s, OPTIONS", r->method);
         if (resp_header(&c->resp, "Allow", allow) == 0) {
@@ -463,6 +676,9 @@ static void dispatch(struct ctx *c)
     case ROUTE_MESSAGES:
         handle_generation(c);
         break;
+    case ROUTE_ADMIN_USERS:
+        handle_admin_users(c);
+        break;
     case ROUTE_NONE:
         break;
     }
@@ -479,6 +695,7 @@ void app_handle(struct app *app, struct io *io)
     struct ctx c;
     struct config scratch;
     atomic_fetch_add(&app->in_flight, 1);
+    memset(&c, 0, sizeof c);
     c.app = app;
     c.api = API_OPENAI;
     resp_init(&c.resp, io);

@@ -69,6 +69,11 @@ const char *config_env_lookup(void *ctx, const char *name);
 const struct config *config_for_request(const struct config *base, struct io *io,
                                         struct config *scratch);
 
+/* config_token_quota reads TOKEN_QUOTA_<FAMILY> for family ("gcp-claude-opus" ->
+ * TOKEN_QUOTA_GCP_CLAUDE_OPUS) the way settings are read (param, REDIRECT_, environment; io may
+ * be NULL: environment only). 0 (unlimited) when unset; values were validated at load. */
+long long config_token_quota(struct io *io, const char *family);
+
 /* config_summary returns a new JSON object of the non-secret settings as strings (for the info
  * page and --check-config); secrets appear only as "set"/absent. */
 json_object *config_summary(const struct config *cfg);

@@ -77,6 +77,7 @@ int router_match(const char *path, const char *base, struct route *r)
     r->id = ROUTE_NONE;
     r->provider = PROV_NONE;
     r->method = "GET";
+    r->tail = "";
     for (unsigned i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
         if (strcmp(path, fixed[i].path) == 0) {
             r->id = fixed[i].id;
@@ -86,6 +87,13 @@ int router_match(const char *path, const char *base, struct route *r)
     const char *p = path;
     if (eat(&p, "/v1") && api_route(p, PROV_UNIFIED, 1, r))
         return 1;
+    p = path;
+    if (eat(&p, "/admin/users") && (!*p || !strchr(p + 1, '/'))) {
+        r->id = ROUTE_ADMIN_USERS;
+        r->method = "*";
+        r->tail = p;
+        return 1;
+    }
     p = path;
     if (*base && !eat(&p, base))
         return 0;

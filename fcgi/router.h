@@ -22,14 +22,16 @@ enum route_id {
     ROUTE_METRICS,
     ROUTE_MODELS,
     ROUTE_CHAT,
-    ROUTE_MESSAGES
+    ROUTE_MESSAGES,
+    ROUTE_ADMIN_USERS /* /admin/users[/<token>], any method (the handler decides) */
 };
 enum provider { PROV_NONE, PROV_GCP, PROV_AWS, PROV_AZURE, PROV_UNIFIED };
 
 struct route {
     enum route_id id;
     enum provider provider;
-    const char *method; /* the one method the route answers ("GET" or "POST") */
+    const char *method; /* the one method the route answers ("GET" or "POST"; "*": any) */
+    const char *tail;   /* ROUTE_ADMIN_USERS: "" or "/<token>", inside the matched path */
 };
 
 struct route_path {

@@ -1131,6 +1131,37 @@ static void generate(struct run *r)
     attempts(r);
 }
 
+static int null_reply(void *ctx, int status, const char *body, size_t len, const char *ra)
+{
+    (void)ctx, (void)status, (void)body, (void)len, (void)ra;
+    return 0;
+}
+
+int proxy_family(const struct proxy_call *c, char *out, size_t n)
+{
+    struct proxy_sink quiet = {null_reply, NULL, NULL, NULL, NULL};
+    struct run *r = calloc(1, sizeof *r);
+    if (!r)
+        return -1;
+    r->c = c;
+    r->s = &quiet;
+    r->cur = -1;
+    r->client_model = str_field(c->body, "model");
+    int found = -1;
+    if (r->client_model && lanes_setup(r) == 0) {
+        for (int l = 0; l < r->nlanes && found < 0; l++)
+            if (family_allowed(c->cfg, r->lanes[l].model.family))
+                found = l;
+        if (found < 0 && r->nlanes > 0)
+            found = 0;
+        if (found >= 0)
+            snprintf(out, n, "%s", r->lanes[found].model.family);
+    }
+    lanes_free(r);
+    free(r);
+    return found >= 0 ? 0 : -1;
+}
+
 void proxy_generate(const struct proxy_call *c, const struct proxy_sink *s)
 {
     struct run *r = calloc(1, sizeof *r);
@@ -1146,6 +1177,13 @@ void proxy_generate(const struct proxy_call *c, const struct proxy_sink *s)
     snprintf(r->chunk_id, sizeof r->chunk_id, "chatcmpl-%s", c->id);
     generate(r);
     settle(r);
+    if (c->result) {
+        const struct anthropic_usage *u = &r->usage_sum;
+        snprintf(c->result->family, sizeof c->result->family, "%s", r->model.family);
+        c->result->tokens = u->input + u->cache_read + u->cache_write + u->output;
+        c->result->prompts = r->prompts;
+        c->result->status = r->status ? r->status : 499;
+    }
     if (r->pv && r->pstate)
         r->pv->release(r->pstate);
     if (r->pv)

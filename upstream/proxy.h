@@ -12,6 +12,7 @@
 
 #include <json-c/json.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/buf.h"
 #include "fcgi/config.h"
@@ -37,19 +38,33 @@ struct proxy_sink {
     void *ctx;
 };
 
+/* What a call came to, for the gatekeeper's accounting. */
+struct proxy_result {
+    char family[48]; /* the family of the provider that answered (or was tried last) */
+    int64_t tokens;  /* tokens the upstream reported, all choices */
+    int prompts;     /* choices answered */
+    int status;      /* what the client was answered (499: it left first) */
+};
+
 struct proxy_call {
     const struct config *cfg;
     struct state *st;
     enum proxy_api api;
-    const char *provider; /* "gcp", "aws", "azure" or "unified" */
-    json_object *body;    /* the client's request body, borrowed */
-    const char *beta;     /* the client's anthropic-beta header, may be NULL */
-    const char *id;       /* request id (hex) for ids and logs */
+    const char *provider;        /* "gcp", "aws", "azure" or "unified" */
+    json_object *body;           /* the client's request body, borrowed */
+    const char *beta;            /* the client's anthropic-beta header, may be NULL */
+    const char *id;              /* request id (hex) for ids and logs */
+    struct proxy_result *result; /* filled when not NULL */
 };
 
 /* proxy_generate answers the call through the sink; it always answers (or stops because the
  * client is gone). */
 void proxy_generate(const struct proxy_call *c, const struct proxy_sink *s);
+
+/* proxy_family finds the model family the call would be served under first (the first provider
+ * that has keys, serves the model and whose family is allowed) without sending anything: 0, or
+ * -1 when none does (the call itself will answer why). */
+int proxy_family(const struct proxy_call *c, char *out, size_t n);
 
 /* proxy_models returns a new OpenAI model list of what the configured keys of provider can
  * serve ("unified": every provider). */
