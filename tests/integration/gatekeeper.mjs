@@ -35,6 +35,18 @@ async function admin(l, method, path, body, key = ADMIN_KEY, headers = {}) {
   });
 }
 
+/** The user's view once its gcp-claude token count is `want` (usage is recorded right after the
+ * answer goes out), or the last view after 3 s. */
+async function userWhen(l, t, want) {
+  let v = null;
+  for (let i = 0; i < 30; i++) {
+    v = await admin(l, 'GET', `/${t}`);
+    if ((v.json && v.json.tokenCounts && v.json.tokenCounts['gcp-claude']) === want) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return v;
+}
+
 async function newUser(l, body = {}) {
   const r = await admin(l, 'POST', '', body);
   equal(r.status, 200, 'POST /admin/users', r.body);
@@ -95,7 +107,7 @@ test('GATEKEEPER=user_token: the admin API creates, lists, updates and disables 
     equal(r.choices[0].message.content, 'Hello from the Vertex mock.', 'a user token works');
     const e = await sdkError(client(l, GCP, { apiKey: 'not-a-user' }).chat.completions.create({ model: MODEL, messages: user('Hello there') }));
     equal(e && e.status, 401, 'an unknown token: 401');
-    const v = await admin(l, 'GET', `/${t1}`);
+    const v = await userWhen(l, t1, TEXT_TOKENS);
     equal(v.status, 200, 'GET /admin/users/<token>');
     equal(v.json && v.json.promptCount, 1, 'promptCount 1');
     equal(v.json && v.json.tokenCounts && v.json.tokenCounts['gcp-claude'], TEXT_TOKENS, 'tokenCounts from the upstream usage');
@@ -201,8 +213,8 @@ test('TOKEN_QUOTA_GCP_CLAUDE: checked before (estimate) and settled after (upstr
     const spent = okN * TEXT_TOKENS;
     const perRequestEstimate = 60; // prompt estimate + max_tokens 10, well above one request's real 19 tokens
     ok(spent <= QUOTA + perRequestEstimate, `spent ${spent} tokens against a quota of ${QUOTA}: no overspend beyond one request`, okN);
-    const v = await admin(b, 'GET', `/${t}`);
-    equal(v.json && v.json.tokenCounts && v.json.tokenCounts['gcp-claude'], spent, 'the user\'s counters hold what the upstream reported');
+    const v = await userWhen(b, t, spent);
+    equal(v.json && v.json.tokenCounts['gcp-claude'], spent, 'the user\'s counters hold what the upstream reported');
     // sequentially the quota fills to within one request
     let last = null;
     for (let i = 0; i < 12; i++) {

@@ -113,7 +113,8 @@ test('three Bedrock keys: a revoked key (403) and an exhausted one (daily quota)
     equal(blk.revokedKeys, 1, 'revokedKeys 1');
     equal(blk.overQuotaKeys, 1, 'overQuotaKeys 1');
     equal(s && s.awsKeys, 3, 'awsKeys 3');
-    const text = await metrics(l);
+    const done = /oai_fcgi_requests_total\{route="chat",provider="aws",status="200"\} 3/;
+    const text = await waitFor(async () => { const t = await metrics(l); return done.test(t) ? t : null; }, 3000) || await metrics(l);
     match(text, /oai_fcgi_keys_by_state\{provider="aws",state="revoked"\} 1/, 'metrics: one revoked key');
     match(text, /oai_fcgi_keys_by_state\{provider="aws",state="over_quota"\} 1/, 'metrics: one key over quota');
     match(text, /oai_fcgi_requests_total\{route="chat",provider="aws",status="200"\} 3/, 'metrics: three answered chat requests');
@@ -270,6 +271,8 @@ test('counters are identical through two gateways, and key state and counters su
     // B's token is refused from now on: whichever key a request takes, B ends up revoked
     for (let i = 0; i < 2; i++)
       await client(l1).chat.completions.create({ model: MODEL, messages: user(`Hi ${mark('text', `d${i}`)}`) });
+    // usage is recorded right after each answer has gone out: wait for the last one
+    await waitFor(async () => ((await status(l1)) || {}).proompts === 7, 3000);
     const [s1, s2] = [await status(l1), await status(l2)];
     equal(s1 && s1.proompts, 7, '7 prompts counted');
     deepEqual([s2.proompts, s2.tookens, s2['gcp-claude']], [s1.proompts, s1.tookens, s1['gcp-claude']], 'both gateways read the same counters and key state');
