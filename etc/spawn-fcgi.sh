@@ -15,12 +15,19 @@ BIN=${BIN:-/usr/local/bin/oai-fcgi}
 SOCK=${SOCK:-/run/oai-fcgi/oai-fcgi.sock}
 PIDFILE=${PIDFILE:-/run/oai-fcgi/oai-fcgi.pid}
 RUN_AS=${RUN_AS:-www-data}   # user the gateway runs as; it must be able to write STATE_PATH
+SOCK_USER=${SOCK_USER:-www-data}   # the web server's user and group, who must reach the socket
+SOCK_GROUP=${SOCK_GROUP:-www-data}
 PROCS=${PROCS:-2}
 ENV_FILE=${ENV_FILE:-/etc/oai-fcgi/oai-fcgi.env}
+STATE_DIR=${STATE_DIR:-/var/lib/oai-fcgi}
 
 # The socket directory, and the state directory the gateway writes its SQLite file into.
-install -d -o "$RUN_AS" -g www-data -m 0750 "$(dirname "$SOCK")"
-install -d -o "$RUN_AS" -g "$RUN_AS" -m 0750 /var/lib/oai-fcgi
+install -d -o "$RUN_AS" -g "$SOCK_GROUP" -m 0750 "$(dirname "$SOCK")"
+install -d -o "$RUN_AS" -g "$RUN_AS" -m 0750 "$STATE_DIR"
+
+# Only root can switch users; run as yourself, the gateway simply stays you.
+switch=
+[ "$(id -u)" -ne 0 ] || switch="-u $RUN_AS -g $RUN_AS"
 
 # spawn-fcgi passes its own environment to the gateway, so settings are plain environment
 # variables: secrets from the env file (kept out of the command line, which `ps` shows to every
@@ -32,9 +39,10 @@ if [ -r "$ENV_FILE" ]; then
     set +a
 fi
 
-# -M 0660 -U/-G www-data: the web server's user (www-data on Debian) must be able to write to
-# the socket to connect; the default mode from the umask does not allow that.
-STATE_PATH=${STATE_PATH:-/var/lib/oai-fcgi/state.db} \
+# -M 0660 -U/-G: the web server's user (www-data on Debian) must be able to write to the socket
+# to connect; the default mode from the umask does not allow that.
+# shellcheck disable=SC2086
+STATE_PATH=${STATE_PATH:-$STATE_DIR/state.db} \
 SERVER_TITLE=${SERVER_TITLE:-'My Claude gateway'} \
-    spawn-fcgi -s "$SOCK" -M 0660 -U www-data -G www-data \
-        -u "$RUN_AS" -g "$RUN_AS" -F "$PROCS" -P "$PIDFILE" -- "$BIN"
+    spawn-fcgi -s "$SOCK" -M 0660 -U "$SOCK_USER" -G "$SOCK_GROUP" \
+        $switch -F "$PROCS" -P "$PIDFILE" -- "$BIN"

@@ -284,6 +284,32 @@ static void handle_metrics(struct ctx *c)
     buf_free(&text);
 }
 
+/* A 401 for a request through Apache that carries no credential at all: most likely Apache
+ * dropped Authorization (no CGIPassAuth On). Says so in v's message, records the time in the
+ * state store for --check-config, and logs it once per process. */
+static void explain_cgipassauth(struct ctx *c, struct state *st, struct gate_verdict *v)
+{
+    static atomic_flag logged = ATOMIC_FLAG_INIT;
+    const char *auth = request_param(&c->rq, "HTTP_AUTHORIZATION");
+    const char *xkey = request_param(&c->rq, "HTTP_X_API_KEY");
+    const char *server = request_param(&c->rq, "SERVER_SOFTWARE");
+    if (v->http != 401 || (auth && *auth) || (xkey && *xkey) || !server ||
+        strncmp(server, "Apache", 6) != 0)
+        return;
+    size_t len = strlen(v->message);
+    snprintf(v->message + len, sizeof v->message - len,
+             " (Apache passes the Authorization header on only with CGIPassAuth On; see the "
+             "README)");
+    char now[24];
+    int n = snprintf(now, sizeof now, "%lld", (long long)util_now_ms());
+    if (state_kv_set(st, APP_HINT_CGIPASSAUTH, now, (size_t)n, APP_HINT_CGIPASSAUTH_TTL_MS))
+        log_warn("req %s: could not record the CGIPassAuth hint in the state store", c->rq.id);
+    if (!atomic_flag_test_and_set(&logged))
+        log_warn("req %s: a request through Apache came without any credential while GATEKEEPER "
+                 "is on; if clients send Authorization: Bearer, Apache needs CGIPassAuth On",
+                 c->rq.id);
+}
+
 /* The gatekeeper for the proxy routes: 1 admitted (who filled, to free), else refused. */
 static int admit(struct ctx *c, struct state *st, struct gate_who *who)
 {
@@ -297,10 +323,12 @@ static int admit(struct ctx *c, struct state *st, struct gate_who *who)
     char cred[512];
     int rc = gate_admit(st, &rules, credential(c, cred, sizeof cred), c->rq.client_ip, who, &v);
     memset(cred, 0, sizeof cred);
-    if (rc && !v.http)
+    if (rc && !v.http) {
         send_error(c, rc);
-    else if (v.http)
+    } else if (v.http) {
+        explain_cgipassauth(c, st, &v);
         send_verdict(c, &v);
+    }
     if (rc || v.http) {
         gate_who_free(who);
         return 0;
@@ -435,6 +463,12 @@ static int sink_event(void *p, const char *name, const char *data, size_t len)
     return sse_event(&k->sse, name, data, len, util_mono_ms());
 }
 
+static int sink_comment(void *p, const char *text)
+{
+    struct sink_ctx *k = p;
+    return k->streaming ? sse_comment(&k->sse, text, util_mono_ms()) : 0;
+}
+
 static int sink_tick(void *p)
 {
     struct sink_ctx *k = p;
@@ -450,7 +484,8 @@ static int sink_tick(void *p)
 static void upstream(struct ctx *c, struct state *st, json_object *body, struct proxy_result *res)
 {
     struct sink_ctx k = {.c = c, .streaming = 0};
-    struct proxy_sink sink = {sink_reply, sink_stream_begin, sink_event, sink_tick, &k};
+    struct proxy_sink sink = {sink_reply, sink_stream_begin, sink_event,
+                              sink_tick,  sink_comment,      &k};
     struct proxy_call call = {
         .cfg = c->cfg,
         .st = st,

@@ -15,6 +15,12 @@
 
 #define APP_STORES 8
 
+/* A state-store entry left when a request came through Apache with no credential at all while
+ * a gatekeeper is on (Apache drops Authorization without CGIPassAuth On): its value is the time
+ * of the latest such request (epoch ms, decimal). --check-config reports it. */
+#define APP_HINT_CGIPASSAUTH        "hint:cgipassauth"
+#define APP_HINT_CGIPASSAUTH_TTL_MS (7LL * 24 * 3600 * 1000)
+
 struct app {
     struct config cfg; /* from the process environment, validated at start */
     int64_t start_ms;

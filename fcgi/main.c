@@ -60,6 +60,28 @@ static void print_line(void *ctx, const char *line)
     fprintf(ctx, "%s\n", line);
 }
 
+/* After a good --check-config: if requests reached the gateway through Apache without any
+ * credential while a gatekeeper is on (see APP_HINT_CGIPASSAUTH), one hint line on stdout. Not
+ * a problem: the exit status stays as it is, and a store that cannot be read just skips it. */
+static void print_cgipassauth_hint(struct app *app)
+{
+    if (app->cfg.gatekeeper == GK_NONE || !app->stores[0])
+        return;
+    char *v = NULL;
+    if (state_kv_get(app->stores[0], APP_HINT_CGIPASSAUTH, &v, NULL) || !v)
+        return;
+    char when[32] = "unknown";
+    time_t t = (time_t)(strtoll(v, NULL, 10) / 1000);
+    struct tm tm;
+    if (t > 0 && gmtime_r(&t, &tm))
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    free(v);
+    printf("hint: requests reached the gateway through Apache without an Authorization header "
+           "while GATEKEEPER=%s (latest %s): if your clients send Authorization: Bearer, add "
+           "CGIPassAuth On where the gateway is mounted\n",
+           app->cfg.gatekeeper == GK_PROXY_KEY ? "proxy_key" : "user_token", when);
+}
+
 static int check_config(void)
 {
     struct app app;
@@ -89,6 +111,7 @@ static int check_config(void)
            json_object_to_json_string_ext(sum, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
                                                    JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(sum);
+    print_cgipassauth_hint(&app);
     app_free(&app);
     return 0;
 }

@@ -1,6 +1,7 @@
 #!/bin/sh
 # check-all.sh: install what is missing, build twice (plain, and with AddressSanitizer +
-# UndefinedBehaviorSanitizer), run `make check` in both, and print "N passed, N failed".
+# UndefinedBehaviorSanitizer), run `make check` in both and the web-server matrix
+# (`make check-servers`) in the plain tree, and print "N passed, N failed".
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/scripts/install-deps.sh" || exit 1
@@ -19,11 +20,16 @@ for variant in plain sanitizers; do
     rm -rf "$dir/tests/asan"
     make -C "$dir" -j"$(nproc)" check >"$dir/check.out" 2>&1 || status=1
     grep -E '^(FAIL|ERROR|XPASS):|^# (TOTAL|PASS|SKIP|FAIL|ERROR)' "$dir/check.out"
+    if [ "$variant" = plain ]; then
+        echo "== web-server matrix ($dir)"
+        make -C "$dir" check-servers >"$dir/servers.out" 2>&1 || status=1
+        grep -E '^(FAIL|ERROR|XPASS):|^# (TOTAL|PASS|SKIP|FAIL|ERROR)' "$dir/servers.out"
+    fi
 done
 
 passed=0
 failed=0
-for log in "$top/build/test-suite.log" "$top/build-asan/test-suite.log"; do
+for log in "$top/build/test-suite.log" "$top/build/servers-suite.log" "$top/build-asan/test-suite.log"; do
     [ -f "$log" ] || { failed=$((failed + 1)); continue; }
     p=$(sed -n 's/^# PASS: *//p' "$log")
     f=$(sed -n 's/^# FAIL: *//p' "$log")

@@ -365,9 +365,15 @@ static int wait_cooldown(struct run *r, int64_t ms, int64_t start)
         int64_t now = util_mono_ms();
         if (now >= end)
             return 0;
-        if (r->stream && !r->begun && now - start >= r->c->cfg->heartbeat_s * 1000 &&
-            ensure_begun(r))
-            return -1;
+        if (r->stream && !r->begun && now - start >= r->c->cfg->heartbeat_s * 1000) {
+            if (ensure_begun(r))
+                return -1;
+            /* say so at once: the client may otherwise see nothing until the next heartbeat */
+            if (r->s->comment && r->s->comment(r->s->ctx, "waiting for an upstream key") < 0) {
+                r->gone = 1;
+                return -1;
+            }
+        }
         if (on_tick(r) < 0)
             return -1;
         int64_t step = end - now < 250 ? end - now : 250;
@@ -1139,7 +1145,7 @@ static int null_reply(void *ctx, int status, const char *body, size_t len, const
 
 int proxy_family(const struct proxy_call *c, char *out, size_t n)
 {
-    struct proxy_sink quiet = {null_reply, NULL, NULL, NULL, NULL};
+    struct proxy_sink quiet = {null_reply, NULL, NULL, NULL, NULL, NULL};
     struct run *r = calloc(1, sizeof *r);
     if (!r)
         return -1;

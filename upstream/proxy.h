@@ -35,6 +35,8 @@ struct proxy_sink {
     /* called at least every 250 ms while upstream transfers run: heartbeat if due; < 0 when the
      * client is gone */
     int (*tick)(void *ctx);
+    /* an SSE comment (the stream was committed while waiting for a key); may be NULL */
+    int (*comment)(void *ctx, const char *text);
     void *ctx;
 };
 

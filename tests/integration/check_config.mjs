@@ -6,7 +6,7 @@ import path from 'node:path';
 import { test, ok, equal, match } from '../lib/tap.mjs';
 import {
   BIN, run, baseEnv, tmpDir, randomSecret, requireBin, startLighttpd, startListen, curlReq,
-  isOpenAIError, TEST_MESSAGE,
+  isOpenAIError, TEST_MESSAGE, CHECKER_OFF, cgiEnv,
 } from '../lib/harness.mjs';
 
 let dir;
@@ -185,6 +185,68 @@ test('bad per-request secret-bearing value is not echoed', async () => {
   } finally {
     await L.stopAndClean();
   }
+});
+
+// Apache without CGIPassAuth On drops Authorization: the gateway sees a client with no key.
+// The 401 says so, the state store remembers it, and --check-config shows a hint (not a problem).
+const HINT = /^hint: .*Apache.*CGIPassAuth On/m;
+
+/** One CGI request with no credential (plus headers) to a gatekeeper=proxy_key gateway. */
+async function cgiUnauthorized(stateFile, serverSoftware, headers = {}) {
+  const body = JSON.stringify({ model: 'claude-sonnet-4-5', messages: [{ role: 'user', content: 'Hello there' }] });
+  const env = cgiEnv({
+    method: 'POST', uri: '/proxy/gcp/claude/v1/chat/completions', body, headers,
+    extra: { SERVER_SOFTWARE: serverSoftware },
+  });
+  const r = await run(BIN, [], {
+    env: baseEnv({ ...env, ...CHECKER_OFF, STATE_PATH: stateFile, GATEKEEPER: 'proxy_key', PROXY_KEY: M.proxyKey }),
+    input: body,
+    timeout: 20000,
+  });
+  const text = r.stdout;
+  const sep = text.indexOf('\r\n\r\n');
+  return { ...r, statusLine: text.split('\r\n')[0], body: sep >= 0 ? text.slice(sep + 4) : '' };
+}
+
+test('CGIPassAuth hint: Apache request without a key leaves it, --check-config shows it', async () => {
+  const sp = path.join(tmpDir('cc-hint-'), 'state.db');
+  const before = await checkConfig(goodEnv({ STATE_PATH: sp }));
+  equal(before.code, 0, 'fresh store: exit 0', before.stdout + before.stderr);
+  ok(!HINT.test(before.stdout + before.stderr), 'fresh store: no hint', before.stdout);
+
+  const r = await cgiUnauthorized(sp, 'Apache/2.4.71 (Debian)');
+  equal(r.code, 0, 'CGI exits 0', r.stderr);
+  match(r.statusLine, /^Status: 401/, '401', r.stdout);
+  match(r.body, /CGIPassAuth On/, 'the 401 message names CGIPassAuth On', r.body);
+  match(r.stderr, /CGIPassAuth/, 'one warning in the log names CGIPassAuth', r.stderr);
+  equal(leaks(r.stdout + r.stderr).join(', '), '', 'no secret in the answer or the log');
+
+  const c = await checkConfig(goodEnv({ STATE_PATH: sp }));
+  equal(c.code, 0, 'still exit 0 (a hint is not a problem)', c.stdout + c.stderr);
+  const lines = c.stdout.split('\n').filter((l) => HINT.test(l));
+  equal(lines.length, 1, 'one hint line on stdout', c.stdout);
+  match(lines[0], /GATEKEEPER=proxy_key/, 'names the gatekeeper mode', lines[0]);
+  match(lines[0], /latest \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ/, 'with the time of the latest request (UTC)', lines[0]);
+  const latest = lines[0] && Date.parse(/latest (\S+)\)/.exec(lines[0])?.[1]);
+  ok(Math.abs(Date.now() - latest) < 10 * 60 * 1000, 'which is just now', lines[0]);
+  equal(leaks(c.stdout + c.stderr).join(', '), '', 'no secret in the output');
+
+  const none = await checkConfig(goodEnv({ STATE_PATH: sp, GATEKEEPER: 'none' }));
+  equal(none.code, 0, 'GATEKEEPER=none: exit 0', none.stdout + none.stderr);
+  ok(!HINT.test(none.stdout), 'GATEKEEPER=none: no hint', none.stdout);
+});
+
+test('CGIPassAuth hint: not for other servers, nor for a wrong key through Apache', async () => {
+  const sp = path.join(tmpDir('cc-nohint-'), 'state.db');
+  const l = await cgiUnauthorized(sp, 'lighttpd/1.4.69');
+  match(l.statusLine, /^Status: 401/, 'lighttpd: 401', l.stdout);
+  ok(l.body.length > 0 && !/CGIPassAuth/.test(l.body), 'lighttpd: the 401 does not mention CGIPassAuth', l.body);
+  const w = await cgiUnauthorized(sp, 'Apache/2.4.71 (Debian)', { Authorization: `Bearer ${randomSecret('wrong-')}` });
+  match(w.statusLine, /^Status: 401/, 'Apache with a wrong key: 401', w.stdout);
+  ok(w.body.length > 0 && !/CGIPassAuth/.test(w.body), 'Apache with a wrong key: no CGIPassAuth', w.body);
+  const c = await checkConfig(goodEnv({ STATE_PATH: sp }));
+  equal(c.code, 0, 'exit 0', c.stdout + c.stderr);
+  ok(!HINT.test(c.stdout + c.stderr), 'no hint line', c.stdout);
 });
 
 void startListen;
