@@ -206,6 +206,7 @@ static int run_fastcgi(struct app *app, int fd)
         _exit(0); /* requests still running: do not free what they use */
     if (checking)
         pthread_join(checker, NULL); /* its transfers stop at their next tick */
+    transport_global_cleanup();
     app_free(app);
     return rc < 0 ? 1 : 0;
 }

@@ -1,8 +1,9 @@
 #!/bin/sh
-# install-deps.sh [--servers]: install what building, running and testing oai-fcgi needs and is
+# install-deps.sh [--servers | --bench]: install what building, running and testing oai-fcgi needs and is
 # missing (Debian 12 packages, then the npm test packages pinned in tests/package-lock.json).
 # --servers adds the web servers of the test matrix (make check-servers): Apache with mod_fcgid,
 # nginx, Caddy and spawn-fcgi. Installing them starts nothing: the tests run their own copies.
+# --bench adds what make bench needs: wrk and nginx.
 # Safe to run again: it installs nothing that is already there.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -11,6 +12,8 @@ packages="gcc make autoconf automake autoconf-archive pkg-config libfcgi-dev lib
  libcurl4-openssl-dev libssl-dev libjson-c-dev libsqlite3-dev lighttpd curl ca-certificates"
 [ "${1:-}" != --servers ] ||
     packages="$packages apache2 libapache2-mod-fcgid nginx caddy spawn-fcgi"
+# --bench: the load generator and the mock upstream of make bench
+[ "${1:-}" != --bench ] || packages="$packages wrk nginx openssl"
 command -v node >/dev/null 2>&1 || packages="$packages nodejs"
 command -v npm >/dev/null 2>&1 || packages="$packages npm"
 

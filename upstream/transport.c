@@ -1,6 +1,7 @@
 #include "upstream/transport.h"
 
 #include <curl/curl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -20,9 +21,80 @@ struct priv {
     int64_t last_data_ms; /* for STREAM_IDLE_TIMEOUT_S */
 };
 
+/* Connection reuse. Each request runs its transfers on a multi handle taken from a pool and
+ * given back afterwards; the upstream connections (TCP + TLS) stay in that handle's connection
+ * cache, so the next request reuses one instead of paying a new TLS handshake. A multi handle
+ * is used by one thread at a time, which is all libcurl allows (sharing the connection cache
+ * itself between concurrent threads is not supported). TLS sessions and DNS answers are shared
+ * by every handle through a share object with a lock per kind of data. Idle handles beyond
+ * POOL_MAX are closed, which bounds what idle connections hold. */
+#define POOL_MAX      64
+#define POOL_MAXCONNS 4L /* connections a pooled handle keeps */
+
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static CURLM *pool[POOL_MAX];
+static int npool;
+static CURLSH *share;
+static pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
+
+static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *ctx)
+{
+    (void)h, (void)access, (void)ctx;
+    if ((int)data >= 0 && data < CURL_LOCK_DATA_LAST)
+        pthread_mutex_lock(&share_mu[data]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data data, void *ctx)
+{
+    (void)h, (void)ctx;
+    if ((int)data >= 0 && data < CURL_LOCK_DATA_LAST)
+        pthread_mutex_unlock(&share_mu[data]);
+}
+
 void transport_global_init(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_init(&share_mu[i], NULL);
+    share = curl_share_init();
+    if (share) {
+        curl_share_setopt(share, CURLSHOPT_LOCKFUNC, share_lock);
+        curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+        curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+        curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    }
+}
+
+void transport_global_cleanup(void)
+{
+    pthread_mutex_lock(&pool_mu);
+    while (npool > 0)
+        curl_multi_cleanup(pool[--npool]);
+    pthread_mutex_unlock(&pool_mu);
+}
+
+static CURLM *multi_get(void)
+{
+    CURLM *m = NULL;
+    pthread_mutex_lock(&pool_mu);
+    if (npool > 0)
+        m = pool[--npool];
+    pthread_mutex_unlock(&pool_mu);
+    if (!m && (m = curl_multi_init()) != NULL)
+        curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, POOL_MAXCONNS);
+    return m;
+}
+
+static void multi_put(CURLM *m)
+{
+    pthread_mutex_lock(&pool_mu);
+    if (npool < POOL_MAX) {
+        pool[npool++] = m;
+        m = NULL;
+    }
+    pthread_mutex_unlock(&pool_mu);
+    if (m)
+        curl_multi_cleanup(m);
 }
 
 void xfer_init(struct xfer *x)
@@ -156,6 +228,8 @@ static int setup(struct xfer *x, const struct transport_opts *o)
     curl_easy_setopt(e, CURLOPT_TIMEOUT, o->timeout_s > 0 ? o->timeout_s : 600L);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->error);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (share)
+        curl_easy_setopt(e, CURLOPT_SHARE, share);
     if (o->ca_bundle && *o->ca_bundle)
         curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_bundle);
     if (o->proxy && *o->proxy)
@@ -174,7 +248,7 @@ int transport_run(struct xfer **xs, int n, const struct transport_opts *opts,
                   int (*tick)(void *ctx), void *tick_ctx)
 {
     int rc = 0;
-    CURLM *multi = curl_multi_init();
+    CURLM *multi = multi_get();
     if (!multi)
         return OAI_ENOMEM;
     for (int i = 0; i < n; i++) {
@@ -256,6 +330,6 @@ done:
         if (p && p->easy)
             curl_multi_remove_handle(multi, p->easy);
     }
-    curl_multi_cleanup(multi);
+    multi_put(multi); /* its connections stay open for the next request */
     return rc;
 }

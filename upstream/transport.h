@@ -69,7 +69,9 @@ void xfer_free(struct xfer *x);
 int transport_run(struct xfer **x, int n, const struct transport_opts *opts, int (*tick)(void *ctx),
                   void *tick_ctx);
 
-/* transport_global_init must be called once before threads start. */
+/* transport_global_init must be called once before threads start; transport_global_cleanup
+ * closes the pooled upstream connections (at exit, after the threads). */
 void transport_global_init(void);
+void transport_global_cleanup(void);
 
 #endif
