@@ -14,7 +14,8 @@
 // whether or not targets are met (a benchmark, not a test).
 //
 //   node bench/bench.mjs [--bin build/oai-fcgi] [--floor build/bench/fcgi_floor] [--seconds 5]
-//                        [--streams 1000] [--rounds 10]
+//                        [--streams 1000] [--rounds 10] [--serve]
+// --serve starts everything, prints the URLs and the gateway's pids, and waits (for perf).
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -35,6 +36,7 @@ const HOST = 'us-east5-aiplatform.googleapis.com';
 const MODEL_PATH = (m, verb) => `/v1/projects/bench-project/locations/us-east5/publishers/anthropic/models/${m}:${verb}`;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oai-bench-'));
+fs.chmodSync(dir, 0o755); // nginx's workers (nobody, when started by root) read the mock's files
 const procs = [];
 
 function cleanup() {
@@ -167,8 +169,13 @@ function request(url, { method = 'GET', body, headers = {}, agent, onFirstByte }
       headers: { ...(b ? { 'content-type': 'application/json', 'content-length': b.length } : {}), ...headers }, rejectUnauthorized: false }, (res) => {
       let n = 0;
       let first = true;
-      res.on('data', (d) => { if (first) { first = false; if (onFirstByte) onFirstByte(); } n += d.length; });
-      res.on('end', () => resolve({ status: res.statusCode, bytes: n }));
+      let text = '';
+      res.on('data', (d) => {
+        if (first) { first = false; if (onFirstByte) onFirstByte(); }
+        n += d.length;
+        if (res.statusCode >= 400 && text.length < 2000) text += d;
+      });
+      res.on('end', () => resolve({ status: res.statusCode, bytes: n, text }));
       res.on('error', reject);
     });
     req.on('error', reject);
@@ -228,7 +235,7 @@ async function main() {
   const env = {
     GCP_CREDENTIALS: `bench-project:bench@bench-project.iam.gserviceaccount.com:us-east5:${pem}`,
     UPSTREAM_CONNECT_TO: `${HOST}:443:127.0.0.1:${mock.port},oauth2.googleapis.com:443:127.0.0.1:${mock.port}`,
-    UPSTREAM_CA_BUNDLE: path.join(dir, 'ca.crt'), KEY_CHECK_PERIOD_S: '0', LOG_LEVEL: 'error', HEARTBEAT_S: '15',
+    UPSTREAM_CA_BUNDLE: path.join(dir, 'ca.crt'), KEY_CHECK_PERIOD_S: '0', LOG_LEVEL: process.env.BENCH_LOG_LEVEL || 'error', HEARTBEAT_S: '15',
   };
   const gw = await startLighttpd(BIN, env, 'gateway');
   const floor = await startLighttpd(FLOOR, {}, 'floor');
@@ -240,7 +247,13 @@ async function main() {
   // warm up: the OAuth token, pooled upstream connections, page cache
   for (let i = 0; i < 20; i++) {
     const r = await request(gwChat, { method: 'POST', body: chat('claude-sonnet-4-5', false) });
-    if (r.status !== 200) throw new Error(`the gateway answered HTTP ${r.status}: ${gw.proc.out.slice(-2000)}`);
+    if (r.status !== 200) throw new Error(`the gateway answered HTTP ${r.status}: ${r.text} ${gw.proc.out.slice(-2000)}`);
+  }
+  if (process.argv.includes('--serve')) {
+    // for profiling: everything up, nothing measured (perf record -p <gateway pids> ...)
+    console.log(`gateway ${gwChat}\nfloor ${floor.url}/\nmock ${directReply}\npids ${gatewayPids('gateway').join(' ')}`);
+    fs.writeFileSync(path.join(os.tmpdir(), 'oai-bench-body.json'), chat('claude-sonnet-4-5', false));
+    await new Promise(() => {});
   }
   const rows = [];
   const row = (what, value, target, met) => rows.push({ what, value, target: target || '', met: met === undefined ? '' : met ? 'met' : 'MISSED' });
@@ -291,7 +304,7 @@ async function main() {
     const res = await Promise.all(all);
     const bad = res.filter((r) => r.status !== 200).length;
     if (bad) throw new Error(`${bad} of ${STREAMS} held streams failed`);
-    await sleep(1500);
+    await sleep(3000); // the gateway gives freed memory back within a second or two of idleness
     after.push(rssKiB(gatewayPids('gateway')));
   }
   const perStream = (held - idle) / STREAMS;

@@ -37,8 +37,8 @@ static void *serve(void *arg)
             ;
         FCGX_FPrintF(rq.out,
                      "Status: 200 OK\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\n\r\n",
-                     sizeof reply - 1);
+                     "Content-Length: %d\r\n\r\n", /* FCGX_FPrintF knows no %zu */
+                     (int)sizeof reply - 1);
         FCGX_PutStr(reply, (int)sizeof reply - 1, rq.out);
         FCGX_Finish_r(&rq);
     }

@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <fcgiapp.h>
 #include <signal.h>
@@ -26,6 +27,7 @@
 #include "revision.h"
 #include "fcgi/app.h"
 #include "fcgi/server.h"
+#include "state/state.h"
 #include "upstream/proxy.h"
 #include "upstream/transport.h"
 
@@ -172,15 +174,35 @@ static int checker_stop(void *p)
     return stop;
 }
 
+/* The housekeeping thread: the WAL checkpoint every second (off the request path), memory
+ * given back to the system every HOUSEKEEP_TRIM_S, the key checker when it is due. */
+#define HOUSEKEEP_TRIM_S 10
+
 static void *checker_main(void *p)
 {
     struct app *app = p;
-    for (;;) {
-        proxy_key_check(&app->cfg, app->stores[0], checker_stop, NULL);
+    long long period = app->cfg.key_check_period_s;
+    int poll_s = period > 0 && period < CHECKER_POLL_S ? (int)period : CHECKER_POLL_S;
+    if (state_background_checkpoints(app->stores[0]))
+        log_warn("state store: checkpoints stay inside writes");
+    int trimmed = 0;
+    for (int64_t tick = 0;; tick++) {
+        if (tick % poll_s == 0)
+            proxy_key_check(&app->cfg, app->stores[0], checker_stop, NULL);
+        if (state_checkpoint(app->stores[0]))
+            log_warn("state store: checkpoint failed");
+        /* freed request memory back to the system: at once when a burst is over, and now and
+         * then while busy (a trim walks every arena: not while requests could wait for it) */
+        long busy = atomic_load(&app->in_flight);
+        if ((busy == 0 && !trimmed) || tick % HOUSEKEEP_TRIM_S == 0) {
+            malloc_trim(0);
+            trimmed = 1;
+        }
+        if (busy)
+            trimmed = 0;
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
-        long long period = app->cfg.key_check_period_s;
-        until.tv_sec += period > 0 && period < CHECKER_POLL_S ? period : CHECKER_POLL_S;
+        until.tv_sec += 1;
         pthread_mutex_lock(&checker_mu);
         while (!checker_stopping && pthread_cond_timedwait(&checker_cv, &checker_mu, &until) == 0)
             ;

@@ -123,6 +123,7 @@ struct state {
     int mu_ready;
     int64_t last_purge_ms; /* guarded by mu */
     sqlite3_stmt *stmt[S_COUNT];
+    sqlite3 *ckpt; /* state_checkpoint's own connection, so requests never wait for it */
 };
 
 /* state_now_ms is CLOCK_REALTIME in milliseconds: every process on the host shares it. */
@@ -437,6 +438,41 @@ done:
     return rc;
 }
 
+int state_background_checkpoints(struct state *st)
+{
+    int rc = enter(st, "background_checkpoints");
+    if (rc < 0)
+        return rc;
+    int src = sqlite3_wal_autocheckpoint(st->db, 0);
+    rc = src == SQLITE_OK ? 0 : sql_fail(st, "background_checkpoints", src);
+    leave(st, NULL);
+    return rc;
+}
+
+/* Only the housekeeping thread calls this; it uses a second connection, so that a checkpoint
+ * (page copies and an fsync) never holds the mutex request threads wait on. */
+int state_checkpoint(struct state *st)
+{
+    if (st == NULL || st->pid != getpid())
+        return OAI_EINTERNAL;
+    if (!st->ckpt) {
+        int src = sqlite3_open_v2(st->path, &st->ckpt, SQLITE_OPEN_READWRITE, NULL);
+        if (src == SQLITE_OK)
+            src = sqlite3_busy_timeout(st->ckpt, 100);
+        if (src != SQLITE_OK) {
+            log_warn("state %s: checkpoint connection: %s", st->path, sqlite3_errstr(src));
+            sqlite3_close(st->ckpt);
+            st->ckpt = NULL;
+            return OAI_ESTATE;
+        }
+    }
+    int src = sqlite3_wal_checkpoint_v2(st->ckpt, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (src == SQLITE_OK || src == SQLITE_BUSY || src == SQLITE_LOCKED)
+        return 0;
+    log_warn("state %s: checkpoint failed: %s", st->path, sqlite3_errmsg(st->ckpt));
+    return OAI_ESTATE;
+}
+
 /* state_close finalises the statements, closes the connection and frees st; NULL is a no-op.
  * No other thread may be using st. */
 void state_close(struct state *st)
@@ -447,6 +483,7 @@ void state_close(struct state *st)
         sqlite3_finalize(st->stmt[i]);
     if (st->db != NULL && sqlite3_close(st->db) != SQLITE_OK)
         log_warn("state %s: close failed: %s", st->path, sqlite3_errmsg(st->db));
+    sqlite3_close(st->ckpt);
     if (st->mu_ready)
         pthread_mutex_destroy(&st->mu);
     free(st->path);

@@ -90,6 +90,14 @@ __attribute__((warn_unused_result)) int state_lease_acquire(struct state *st, co
 __attribute__((warn_unused_result)) int state_lease_release(struct state *st, const char *name,
                                                             const char *owner);
 
+/* Checkpoints. By default SQLite folds the WAL back into the database from inside whichever
+ * write passes 1000 pages, which then waits for it (a tail-latency spike on a request). A
+ * long-lived process calls state_background_checkpoints once, so that its writes never do it,
+ * and state_checkpoint from ONE housekeeping thread (passive: it never blocks writers; another
+ * process checkpointing at the same time makes it a no-op). */
+int state_background_checkpoints(struct state *st);
+int state_checkpoint(struct state *st);
+
 /* state_now_ms is the store's clock (CLOCK_REALTIME in ms), exposed for tests and callers. */
 int64_t state_now_ms(void);
 

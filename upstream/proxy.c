@@ -34,6 +34,7 @@ struct choice {
     struct run *run;
     int index;
     int done;   /* final event seen (or an error was reported for it) */
+    int ended;  /* done by the upstream's own final event: its body ends by itself */
     int failed; /* ended with an error */
     /* an error frame that arrived before anything was sent to the client */
     int pre_http;
@@ -266,11 +267,22 @@ static int native_event(struct choice *ch, const char *name, const char *data, s
     return 0;
 }
 
+static int on_event_open(struct choice *ch, const char *name, const char *data, size_t len);
+
 static int on_event(void *ctx, const char *name, const char *data, size_t len)
 {
     struct choice *ch = ctx;
     if (ch->done)
         return 0; /* nothing after the final event (or after an error) */
+    int rc = on_event_open(ch, name, data, len);
+    /* the upstream's last event (not a local stop or an error): let its body end */
+    ch->ended = ch->done && !ch->failed && name &&
+                (strcmp(name, "message_stop") == 0 || strcmp(name, "done") == 0);
+    return rc;
+}
+
+static int on_event_open(struct choice *ch, const char *name, const char *data, size_t len)
+{
     if (ch->run->pv->openai_native)
         return openai_native_event(ch, name, data, len);
     if (ch->run->api == PROXY_ANTHROPIC)
@@ -324,7 +336,7 @@ static int on_data(void *ctx, struct xfer *x, const char *p, size_t n)
                                             : "the upstream sent an event that cannot be read");
     if (r->gone)
         return -1;
-    return ch->done ? TRANSPORT_STOP : 0;
+    return !ch->done ? 0 : ch->ended ? TRANSPORT_DONE : TRANSPORT_STOP;
 }
 
 static int on_tick(void *ctx)

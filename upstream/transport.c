@@ -1,6 +1,7 @@
 #include "upstream/transport.h"
 
 #include <curl/curl.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +19,7 @@ struct priv {
     struct curl_slist *connect_to;
     int aborted;          /* on_data said the client is gone */
     int stopped;          /* on_data has all it needs: a successful early end */
+    int64_t done_ms;      /* on_data said TRANSPORT_DONE then: the body may end by itself */
     int64_t last_data_ms; /* for STREAM_IDLE_TIMEOUT_S */
 };
 
@@ -71,6 +73,15 @@ void transport_global_cleanup(void)
     while (npool > 0)
         curl_multi_cleanup(pool[--npool]);
     pthread_mutex_unlock(&pool_mu);
+}
+
+/* Each upstream TLS connection gives its OpenSSL read and write buffers (about 34 KiB) back
+ * while idle - most of the time of a slow stream - instead of holding them for its life. */
+static CURLcode tls_setup(CURL *e, void *ssl_ctx, void *ud)
+{
+    (void)e, (void)ud;
+    SSL_CTX_set_mode((SSL_CTX *)ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
+    return CURLE_OK;
 }
 
 static CURLM *multi_get(void)
@@ -150,7 +161,13 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *ud)
     if (!x->status)
         curl_easy_getinfo(p->easy, CURLINFO_RESPONSE_CODE, &x->status);
     if (x->on_data) {
+        if (p->done_ms)
+            return len; /* the rest of a finished body: read so that the connection is reusable */
         int rc = x->on_data(x->ctx, x, ptr, len);
+        if (rc == TRANSPORT_DONE) {
+            p->done_ms = p->last_data_ms;
+            return len;
+        }
         if (rc < 0)
             p->aborted = 1;
         else if (rc == TRANSPORT_STOP)
@@ -230,6 +247,11 @@ static int setup(struct xfer *x, const struct transport_opts *o)
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     if (share)
         curl_easy_setopt(e, CURLOPT_SHARE, share);
+    curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, tls_setup);
+    /* 8 KiB receive buffer (default 16) and the smallest send buffer (default 64): a held
+     * stream costs what it needs, not 80 KiB of buffers it hardly uses */
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 8192L);
+    curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
     if (o->ca_bundle && *o->ca_bundle)
         curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_bundle);
     if (o->proxy && *o->proxy)
@@ -305,6 +327,20 @@ int transport_run(struct xfer **xs, int n, const struct transport_opts *opts,
             break;
         }
         int64_t now = util_mono_ms();
+        int lingering = 0, open = 0;
+        for (int i = 0; i < n; i++) {
+            struct priv *p = xs[i]->easy_;
+            int finished = xs[i]->result || p->stopped;
+            open += !finished && !p->done_ms;
+            lingering += !finished && p->done_ms && now - p->done_ms > TRANSPORT_DONE_GRACE_MS;
+        }
+        if (lingering && !open) {
+            /* done, but the upstream keeps the body open: end it as a success (the connection
+             * is closed) */
+            for (int i = 0; i < n; i++)
+                ((struct priv *)xs[i]->easy_)->stopped = 1;
+            break;
+        }
         for (int i = 0; i < n; i++) {
             struct priv *p = xs[i]->easy_;
             if (!xs[i]->result && xs[i]->status && now - p->last_data_ms > idle_ms) {

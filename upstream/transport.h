@@ -19,9 +19,11 @@
 
 #include "common/buf.h"
 
-#define TRANSPORT_TICK_MS     250
-#define TRANSPORT_MAX_HEADERS 16
-#define TRANSPORT_STOP        1
+#define TRANSPORT_TICK_MS       250
+#define TRANSPORT_MAX_HEADERS   16
+#define TRANSPORT_STOP          1
+#define TRANSPORT_DONE          2 /* see on_data */
+#define TRANSPORT_DONE_GRACE_MS 500
 
 struct transport_opts {
     const char *connect_to; /* comma list host:port:chost:cport, may be NULL */
@@ -40,7 +42,9 @@ struct xfer {
     size_t body_len;
     /* on_data gets response body bytes as they arrive; NULL collects them into `body_out`. A
      * negative return aborts every transfer of the run (the client is gone); TRANSPORT_STOP
-     * ends this transfer early as a success (the caller has all it needs). */
+     * ends this transfer early as a success (the caller has all it needs); TRANSPORT_DONE says
+     * the same but lets the body end on its own for up to TRANSPORT_DONE_GRACE_MS, so that the
+     * connection stays reusable (later bytes are not passed on). */
     int (*on_data)(void *ctx, struct xfer *x, const char *p, size_t n);
     void *ctx;
     size_t max_body; /* ceiling of body_out when on_data is NULL (0 = 8 MiB) */
