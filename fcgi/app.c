@@ -383,10 +383,32 @@ static void handle_models(struct ctx *c)
 }
 
 /* Remembers the client as a prompter for 60 s (the info page's proomptersNow). */
+/* Remembers the client as a prompter for 60 s (the info page's proomptersNow). A client this
+ * process noted in the last PROMPTER_RENOTE_MS is not written again: its entry has most of its
+ * minute left, and a write per request is the dearest part of the store's cost. */
+#define PROMPTER_RENOTE_MS 10000
+#define PROMPTER_SLOTS     64
+
 static void note_prompter(struct ctx *c, struct state *st, const char *identity)
 {
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static struct {
+        char hash[13];
+        int64_t at;
+    } recent[PROMPTER_SLOTS];
     char key[64], hash[13];
     log_hash(identity, strlen(identity), hash);
+    int64_t now = util_mono_ms();
+    unsigned slot = (unsigned)strtoul(hash + 6, NULL, 16) % PROMPTER_SLOTS;
+    pthread_mutex_lock(&mu);
+    int fresh = strcmp(recent[slot].hash, hash) == 0 && now - recent[slot].at < PROMPTER_RENOTE_MS;
+    if (!fresh) {
+        memcpy(recent[slot].hash, hash, sizeof hash);
+        recent[slot].at = now;
+    }
+    pthread_mutex_unlock(&mu);
+    if (fresh)
+        return;
     snprintf(key, sizeof key, STATUS_PROMPTER_PREFIX "%s", hash);
     if (state_kv_set(st, key, "1", 1, STATUS_PROMPTER_TTL_MS))
         log_warn("req %s: could not record the prompter in the state store", c->rq.id);

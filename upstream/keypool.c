@@ -242,6 +242,8 @@ int keypool_take(const struct keypool *p, struct state *st, int i, int cap, cons
     }
     if (cap > 0 && *slot < 0)
         return 1;
+    if (p->n == 1)
+        return 0; /* one key: nothing to order by last use, so no write */
     key_name(name, sizeof name, p, i, "used");
     int len = snprintf(v, sizeof v, "%lld", (long long)now);
     if (state_kv_set(st, name, v, (size_t)len, 0))
