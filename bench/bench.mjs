@@ -311,7 +311,8 @@ async function main() {
   row(`(e) RSS: idle / ${STREAMS} streams held`, `${(idle / 1024).toFixed(1)} / ${(held / 1024).toFixed(1)} MiB`);
   row('(e) RSS per concurrent stream', `${perStream.toFixed(1)} KiB`, '≤ 100 KiB', perStream <= 100);
   const growth = after[after.length - 1] - after[0];
-  row(`(e) RSS after rounds 1..${ROUNDS}`, `${after.map((k) => (k / 1024).toFixed(1)).join(', ')} MiB`);
+  const mib = (k) => (k / 1024).toFixed(1);
+  row(`(e) RSS after each of ${ROUNDS} rounds`, `${mib(after[0])} → ${mib(after[after.length - 1])} MiB (range ${mib(Math.min(...after))}–${mib(Math.max(...after))})`);
   row(`(e) growth, round 1 to ${ROUNDS}`, `${growth} KiB`, 'flat (≤ 5%)', growth <= after[0] * 0.05);
 
   const w = [Math.max(...rows.map((r) => r.what.length)), Math.max(...rows.map((r) => r.value.length)), Math.max(...rows.map((r) => r.target.length))];
