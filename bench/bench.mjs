@@ -44,7 +44,7 @@ function cleanup() {
   fs.rmSync(dir, { recursive: true, force: true });
 }
 process.on('exit', cleanup);
-process.on('SIGINT', () => process.exit(130));
+for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]]) process.on(sig, () => process.exit(code));
 
 function start(cmd, args, env = {}) {
   const p = spawn(cmd, args, { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
