@@ -1094,6 +1094,52 @@ done:
     return rc;
 }
 
+/* The state store does not answer (a Redis outage): a token for this process alone, kept here
+ * until it nears expiry, so that requests are still served; the shared cache takes over again
+ * when the store is back. */
+#define LOCAL_TOKENS 16
+
+static int token_without_store(const struct gcp_key *k, const struct transport_opts *t, char *token,
+                               size_t n)
+{
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static struct {
+        char hash[sizeof k->hash];
+        char tok[TOKEN_MAX + 1];
+        int64_t exp;
+    } local[LOCAL_TOKENS];
+    int64_t now = state_now_ms();
+    int slot = 0, rc;
+    pthread_mutex_lock(&mu);
+    for (int i = 0; i < LOCAL_TOKENS; i++) {
+        if (strcmp(local[i].hash, k->hash) == 0) {
+            slot = i;
+            break;
+        }
+        if (local[i].exp < local[slot].exp)
+            slot = i; /* else the entry closest to expiry makes room */
+    }
+    if (strcmp(local[slot].hash, k->hash) == 0 && local[slot].exp - now > MARGIN_MS) {
+        rc = copy_token(local[slot].tok, token, n);
+        pthread_mutex_unlock(&mu);
+        return rc;
+    }
+    pthread_mutex_unlock(&mu);
+    char tok[TOKEN_MAX + 1];
+    int64_t exp = 0;
+    rc = fetch(k, t, tok, &exp);
+    if (rc == 0) {
+        pthread_mutex_lock(&mu);
+        snprintf(local[slot].hash, sizeof local[slot].hash, "%s", k->hash);
+        memcpy(local[slot].tok, tok, sizeof tok);
+        local[slot].exp = exp;
+        pthread_mutex_unlock(&mu);
+        rc = copy_token(tok, token, n);
+    }
+    memset(tok, 0, sizeof tok);
+    return rc;
+}
+
 /* gcp_token: see gcp.h. Besides the codes listed there it returns OAI_ELIMIT when the token
  * does not fit token[n], and OAI_ENOMEM. If refreshing fails with OAI_EUPSTREAM while the old
  * token still has MIN_LEFT_MS left (and refresh is 0), the old token is returned. */
@@ -1112,8 +1158,12 @@ int gcp_token(const struct gcp_key *k, struct state *st, const struct transport_
     if (rc)
         goto done;
     rc = state_kv_get(st, nm.token, &v, NULL);
+    if (rc == OAI_ENOMEM)
+        goto done;
     if (rc) {
-        rc = state_rc(rc);
+        log_warn("gcp key %s: the state store is unavailable; using a token of this process",
+                 k->hash);
+        rc = token_without_store(k, t, token, n);
         goto done;
     }
     int64_t now = state_now_ms(), exp = 0;

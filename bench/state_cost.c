@@ -11,6 +11,7 @@
  * request in microseconds.
  *
  *   make bench/state_cost && bench/state_cost [requests per process, default 5000] [processes, 4]
+ *                                              [--url redis://...]   (Redis instead of SQLite)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,13 @@
 #include "upstream/proxy.h"
 
 static const char *const hashes[] = {"gcp-0a1b2c3d4e5f", "gcp-1a1b2c3d4e5f", "gcp-2a1b2c3d4e5f"};
+
+static const char *redis_url; /* --url: the Redis backend instead of a SQLite file */
+
+static int open_store(struct state **st, const char *path)
+{
+    return redis_url ? state_open_url(st, redis_url, "oai-bench:") : state_open(st, path);
+}
 
 static int64_t now_ns(void)
 {
@@ -77,7 +85,7 @@ static int cmp(const void *a, const void *b)
 static int worker(const char *path, int n, int fd)
 {
     struct state *st = NULL;
-    if (state_open(&st, path))
+    if (open_store(&st, path))
         return 1;
     int64_t *t = calloc((size_t)n, sizeof *t);
     if (!t)
@@ -150,6 +158,10 @@ static int run(const char *path, int procs, int n, const char *what)
 
 int main(int argc, char **argv)
 {
+    if (argc > 2 && strcmp(argv[argc - 2], "--url") == 0) {
+        redis_url = argv[argc - 1];
+        argc -= 2;
+    }
     int n = argc > 1 ? atoi(argv[1]) : 5000, procs = argc > 2 ? atoi(argv[2]) : 4;
     if (n < 100 || n > 1000000 || procs < 1 || procs > 64) {
         fprintf(stderr, "usage: %s [requests per process 100..1000000] [processes 1..64]\n",
@@ -161,7 +173,10 @@ int main(int argc, char **argv)
     if (!mkdtemp(dir))
         return 1;
     snprintf(path, sizeof path, "%s/state.db", dir);
-    printf("state store cost per generation request (SQLite WAL at %s)\n", dir);
+    if (redis_url)
+        printf("state store cost per generation request (Redis)\n");
+    else
+        printf("state store cost per generation request (SQLite WAL at %s)\n", dir);
     printf("%-28s %8s %9s %9s %9s %10s\n", "", "requests", "p50 us", "p90 us", "p99 us", "req/s");
     char what[64];
     int rc = run(path, 1, n, "1 process");

@@ -13,7 +13,7 @@
     X(NOMEM, 500, "out of memory")                                                                 \
     X(INTERNAL, 500, "internal error")                                                             \
     X(CONFIG, 500, "the gateway is misconfigured; see the server log")                             \
-    X(STATE, 500, "the shared state store is unavailable")                                         \
+    X(STATE, 503, "the shared state store is unavailable")                                         \
     X(BADJSON, 400, "the request body is not valid UTF-8 JSON")                                    \
     X(BADREQ, 400, "invalid request")                                                              \
     X(TOOBIG, 413, "the request body is too large")                                                \

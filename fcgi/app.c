@@ -35,6 +35,15 @@ struct ctx {
     const char *model;
 };
 
+/* The store the settings name: Redis when STATE_URL is set, else the SQLite file. */
+static int open_store(struct state **out, const struct config *cfg)
+{
+    if (cfg->state_url && *cfg->state_url)
+        return state_open_url(out, cfg->state_url,
+                              cfg->state_prefix ? cfg->state_prefix : "oai-fcgi:");
+    return state_open(out, cfg->state_path);
+}
+
 int app_init(struct app *app, int cgi, config_report_fn report, void *rctx)
 {
     memset(app, 0, sizeof *app);
@@ -55,7 +64,10 @@ int app_init(struct app *app, int cgi, config_report_fn report, void *rctx)
         return 1;
     }
     log_set_level((enum log_level)app->cfg.log_level);
-    return state_open(&app->stores[0], app->cfg.state_path);
+    const char *key =
+        app->cfg.state_url && *app->cfg.state_url ? app->cfg.state_url : app->cfg.state_path;
+    app->store_keys[0] = strdup(key);
+    return open_store(&app->stores[0], &app->cfg);
 }
 
 void app_free(struct app *app)
@@ -63,28 +75,37 @@ void app_free(struct app *app)
     gcp_keys_cleanup();
     aws_keys_cleanup();
     azure_deployments_cleanup();
-    for (int i = 0; i < APP_STORES; i++)
+    for (int i = 0; i < APP_STORES; i++) {
         state_close(app->stores[i]);
+        if (app->store_keys[i])
+            memset(app->store_keys[i], 0, strlen(app->store_keys[i])); /* may hold a password */
+        free(app->store_keys[i]);
+    }
     pthread_mutex_destroy(&app->mu);
 }
 
-/* The store for this request's STATE_PATH (usually the one opened at start). */
-static struct state *store(struct app *app, const char *path)
+/* The store for this request's settings (usually the one opened at start), by STATE_URL when
+ * set, else STATE_PATH. */
+static struct state *store(struct app *app, const struct config *cfg)
 {
+    const char *key = cfg->state_url && *cfg->state_url ? cfg->state_url : cfg->state_path;
     struct state *st = NULL;
     pthread_mutex_lock(&app->mu);
     int i = 0;
     for (; i < APP_STORES && app->stores[i]; i++) {
-        if (strcmp(state_path(app->stores[i]), path) == 0) {
+        if (app->store_keys[i] && strcmp(app->store_keys[i], key) == 0) {
             st = app->stores[i];
             break;
         }
     }
-    if (!st && i < APP_STORES && state_open(&app->stores[i], path) == 0)
+    if (!st && i < APP_STORES && open_store(&app->stores[i], cfg) == 0) {
         st = app->stores[i];
+        app->store_keys[i] = strdup(key);
+    }
     pthread_mutex_unlock(&app->mu);
     if (!st)
-        log_error("STATE_PATH %s: cannot open the state store for this request", path);
+        log_error("%s: cannot open the state store for this request",
+                  cfg->state_url && *cfg->state_url ? "STATE_URL" : "STATE_PATH");
     return st;
 }
 
@@ -199,7 +220,7 @@ static void status_input_init(struct ctx *c, struct status_input *in, struct sta
 
 static void handle_info(struct ctx *c, int html_allowed)
 {
-    struct state *st = store(c->app, c->cfg->state_path);
+    struct state *st = store(c->app, c->cfg);
     if (!st) {
         send_error(c, OAI_ESTATE);
         return;
@@ -210,7 +231,18 @@ static void handle_info(struct ctx *c, int html_allowed)
     json_object *info = NULL;
     int rc = status_info(&in, &info);
     if (rc) {
-        send_error(c, rc);
+        /* the store does not answer (Redis down): say so, with what needs no store */
+        char why[200] = "";
+        state_healthy(st, why, sizeof why);
+        info = json_object_new_object();
+        json_object_object_add(info, "uptime", json_object_new_int64(in.uptime_s));
+        char text[260];
+        snprintf(text, sizeof text, "unreachable: %s", why[0] ? why : "state store error");
+        json_object_object_add(info, "stateStore", json_object_new_string(text));
+        json_object_object_add(info, "config", config_summary(c->cfg));
+        if (resp_header(&c->resp, "Cache-Control", "no-store") == 0)
+            resp_json(&c->resp, 503, info);
+        json_object_put(info);
         return;
     }
     proxy_status(c->cfg, st, info);
@@ -262,7 +294,7 @@ static int admin_ok(struct ctx *c, struct state *st, int open)
 
 static void handle_metrics(struct ctx *c)
 {
-    struct state *st = store(c->app, c->cfg->state_path);
+    struct state *st = store(c->app, c->cfg);
     if (!st) {
         send_error(c, OAI_ESTATE);
         return;
@@ -338,7 +370,7 @@ static int admit(struct ctx *c, struct state *st, struct gate_who *who)
 
 static void handle_admin_users(struct ctx *c)
 {
-    struct state *st = store(c->app, c->cfg->state_path);
+    struct state *st = store(c->app, c->cfg);
     if (!st) {
         send_error(c, OAI_ESTATE);
         return;
@@ -368,7 +400,7 @@ static void handle_admin_users(struct ctx *c)
 
 static void handle_models(struct ctx *c)
 {
-    struct state *st = store(c->app, c->cfg->state_path);
+    struct state *st = store(c->app, c->cfg);
     if (!st) {
         send_error(c, OAI_ESTATE);
         return;
@@ -528,6 +560,11 @@ static int rate_ok(struct ctx *c, struct state *st, const struct gate_who *who)
     struct gate_rate_info info;
     struct gate_verdict v;
     int rc = gate_rate(st, who, c->cfg->text_model_rate_limit, c->rq.id, &info, &v);
+    if (rc && c->cfg->state_fail_open) {
+        log_warn("req %s: rate limit not checked (state store unavailable; STATE_FAIL_OPEN)",
+                 c->rq.id);
+        return 1;
+    }
     if (rc) {
         send_error(c, rc);
         return 0;
@@ -569,7 +606,12 @@ static void generate(struct ctx *c, struct state *st, json_object *body, struct 
         struct gate_verdict v;
         int rc = gate_quota_reserve(st, who, family, config_token_quota(c->rq.io, family),
                                     c->cfg->quota_refresh_period, estimate, &res, &v);
-        if (rc || v.http) {
+        if (rc && c->cfg->state_fail_open) {
+            /* STATE_FAIL_OPEN: the quota cannot be read, so it is not applied */
+            log_warn("req %s: quota not checked (state store unavailable; STATE_FAIL_OPEN)",
+                     c->rq.id);
+            rc = 0;
+        } else if (rc || v.http) {
             if (rc)
                 send_error(c, rc);
             else
@@ -639,7 +681,7 @@ static void handle_generation(struct ctx *c)
     c->stream = stream;
     c->model = model;
     c->completion_errors = c->cfg->error_style == ERRSTYLE_COMPLETION;
-    struct state *st = store(c->app, c->cfg->state_path);
+    struct state *st = store(c->app, c->cfg);
     if (!st) {
         send_error(c, OAI_ESTATE);
         goto done;

@@ -26,7 +26,8 @@ struct app {
     int64_t start_ms;
     int cgi; /* one request per process: uptime comes from the state store */
     pthread_mutex_t mu;
-    struct state *stores[APP_STORES]; /* one per STATE_PATH in use */
+    struct state *stores[APP_STORES]; /* one per STATE_URL / STATE_PATH in use */
+    char *store_keys[APP_STORES];     /* the URL or path each was opened with */
     atomic_long in_flight;
 };
 

@@ -9,7 +9,8 @@ set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 
 packages="gcc make autoconf automake autoconf-archive pkg-config libfcgi-dev libfcgi-bin
- libcurl4-openssl-dev libssl-dev libjson-c-dev libsqlite3-dev lighttpd curl ca-certificates"
+ libcurl4-openssl-dev libssl-dev libjson-c-dev libsqlite3-dev libhiredis-dev redis-server lighttpd
+ curl ca-certificates"
 [ "${1:-}" != --servers ] ||
     packages="$packages apache2 libapache2-mod-fcgid nginx caddy spawn-fcgi"
 # --bench: the load generator and the mock upstream of make bench

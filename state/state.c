@@ -1,5 +1,10 @@
 /*
- * state.c - the SQLite backend of the shared state store (see state.h).
+ * state.c - the shared state store's public functions (see state.h) and its SQLite backend.
+ *
+ * Every public function checks its arguments (the same limits for both backends), takes the
+ * connection (the mutex, and the fork rule below), and then runs SQLite, or forwards to the
+ * Redis backend (state_redis.c, through state_internal.h) when the store was opened with
+ * state_open_url.
  *
  * One WAL-mode database file is shared by every process of the gateway; each process opens its
  * own connection, and all threads of a process share that connection behind a mutex. Every
@@ -15,12 +20,14 @@
  * deadline, so no call pays for a table scan.
  *
  * A struct state must not cross fork(): a child opens its own (SQLite's file locks are per
- * process). Calls from the wrong process fail with OAI_ESTATE.
+ * process, and a Redis connection cannot be shared). Calls from the wrong process fail with
+ * OAI_ESTATE.
  */
 #include "state/state.h"
 
 #include "common/err.h"
 #include "common/log.h"
+#include "state/state_internal.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -116,8 +123,9 @@ static const char schema_sql[] =
     "PRAGMA user_version = 1;";
 
 struct state {
+    struct state_redis *rd; /* the Redis backend, or NULL for SQLite (then the rest is used) */
     sqlite3 *db;
-    char *path;
+    char *path;         /* for Redis, the URL with the password replaced by "***" */
     pid_t pid;          /* the process that opened it */
     pthread_mutex_t mu; /* serialises every use of db and stmt[] */
     int mu_ready;
@@ -443,7 +451,7 @@ int state_background_checkpoints(struct state *st)
     int rc = enter(st, "background_checkpoints");
     if (rc < 0)
         return rc;
-    int src = sqlite3_wal_autocheckpoint(st->db, 0);
+    int src = st->rd != NULL ? SQLITE_OK : sqlite3_wal_autocheckpoint(st->db, 0);
     rc = src == SQLITE_OK ? 0 : sql_fail(st, "background_checkpoints", src);
     leave(st, NULL);
     return rc;
@@ -455,6 +463,8 @@ int state_checkpoint(struct state *st)
 {
     if (st == NULL || st->pid != getpid())
         return OAI_EINTERNAL;
+    if (st->rd != NULL)
+        return 0;
     if (!st->ckpt) {
         int src = sqlite3_open_v2(st->path, &st->ckpt, SQLITE_OPEN_READWRITE, NULL);
         if (src == SQLITE_OK)
@@ -479,6 +489,7 @@ void state_close(struct state *st)
 {
     if (st == NULL)
         return;
+    state_redis_close(st->rd);
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(st->stmt[i]);
     if (st->db != NULL && sqlite3_close(st->db) != SQLITE_OK)
@@ -490,10 +501,65 @@ void state_close(struct state *st)
     free(st);
 }
 
-/* state_path borrows the path given to state_open; valid until state_close. */
+/* state_path borrows the path given to state_open (or the redacted URL); valid until
+ * state_close. */
 const char *state_path(const struct state *st)
 {
     return st->path;
+}
+
+/* state_open_url: the Redis backend (which parses the URL and logs its own failures) in a
+ * struct state that carries only the mutex, the pid and the redacted URL. */
+int state_open_url(struct state **out, const char *url, const char *prefix)
+{
+    struct state *st = NULL;
+    struct state_redis *rd = NULL;
+    int rc = state_redis_open(&rd, url, prefix);
+
+    *out = NULL;
+    if (rc < 0)
+        return rc;
+    rc = OAI_ENOMEM;
+    st = calloc(1, sizeof *st);
+    if (st == NULL)
+        goto done;
+    st->rd = rd;
+    rd = NULL;
+    st->path = strdup(state_redis_url(st->rd));
+    if (st->path == NULL)
+        goto done;
+    if (pthread_mutex_init(&st->mu, NULL) != 0)
+        goto done;
+    st->mu_ready = 1;
+    st->pid = getpid();
+    *out = st;
+    st = NULL;
+    rc = 0;
+done:
+    if (rc < 0)
+        log_error("STATE_URL %s: out of memory", state_redis_url(st != NULL ? st->rd : rd));
+    state_redis_close(rd);
+    state_close(st);
+    return rc;
+}
+
+/* state_healthy: SQLite answers whenever the store is open; Redis is asked (PING). */
+int state_healthy(struct state *st, char *why, size_t n)
+{
+    int healthy;
+    if (why != NULL && n > 0)
+        why[0] = '\0';
+    if (st == NULL || st->pid != getpid()) {
+        if (why != NULL && n > 0)
+            snprintf(why, n, "%s", st == NULL ? "no store" : "the store was opened before fork()");
+        return 0;
+    }
+    if (st->rd == NULL)
+        return 1;
+    pthread_mutex_lock(&st->mu);
+    healthy = state_redis_healthy(st->rd, why, n);
+    pthread_mutex_unlock(&st->mu);
+    return healthy;
 }
 
 /* state_counter_add: one UPSERT ... RETURNING, so the add and the read of the new value are
@@ -510,6 +576,10 @@ int state_counter_add(struct state *st, const char *name, int64_t delta, int64_t
     rc = enter(st, "counter_add");
     if (rc < 0)
         goto done;
+    if (st->rd != NULL) {
+        rc = state_redis_counter_add(st->rd, name, delta, &v);
+        goto unlock;
+    }
     s = st->stmt[S_COUNTER_ADD];
     src = bind_common(s, name, NULL, 0);
     if (src == SQLITE_OK)
@@ -541,6 +611,10 @@ int state_counter_get(struct state *st, const char *name, int64_t *value)
     rc = enter(st, "counter_get");
     if (rc < 0)
         goto done;
+    if (st->rd != NULL) {
+        rc = state_redis_counter_get(st->rd, name, &v);
+        goto unlock;
+    }
     s = st->stmt[S_COUNTER_GET];
     src = bind_common(s, name, NULL, 0);
     if (src != SQLITE_OK) {
@@ -582,6 +656,10 @@ static int put(struct state *st, enum stmt_id id, const char *op, const char *ke
     rc = enter(st, op);
     if (rc < 0)
         goto done;
+    if (st->rd != NULL) {
+        rc = state_redis_kv_put(st->rd, key, value, len, ttl_ms, id == S_KV_ADD, &rows);
+        goto unlock;
+    }
     now = state_now_ms();
     purge(st, now);
     s = st->stmt[id];
@@ -632,6 +710,10 @@ int state_kv_get(struct state *st, const char *key, char **value, size_t *len)
     rc = enter(st, "kv_get");
     if (rc < 0)
         goto done;
+    if (st->rd != NULL) {
+        rc = state_redis_kv_get(st->rd, key, &copy, &n);
+        goto unlock;
+    }
     s = st->stmt[S_KV_GET];
     src = bind_common(s, key, NULL, state_now_ms());
     if (src == SQLITE_OK)
@@ -676,6 +758,10 @@ int state_kv_del(struct state *st, const char *key)
     rc = enter(st, "kv_del");
     if (rc < 0)
         goto done;
+    if (st->rd != NULL) {
+        rc = state_redis_kv_del(st->rd, key);
+        goto unlock;
+    }
     s = st->stmt[S_KV_DEL];
     src = bind_common(s, key, NULL, 0);
     if (src != SQLITE_OK) {
@@ -721,6 +807,10 @@ int state_kv_count(struct state *st, const char *prefix, int64_t *count)
     rc = enter(st, "kv_count");
     if (rc < 0)
         goto done;
+    if (st->rd != NULL) {
+        rc = state_redis_kv_count(st->rd, prefix, &c);
+        goto unlock;
+    }
     s = st->stmt[n > 0 ? S_KV_COUNT_RANGE : S_KV_COUNT_FROM];
     src = bind_common(s, prefix, n > 0 ? upper : NULL, state_now_ms());
     if (src != SQLITE_OK) {
@@ -751,6 +841,11 @@ static int scan(struct state *st, const char *prefix, int counters, state_kv_fn 
     rc = enter(st, op);
     if (rc < 0)
         return rc;
+    if (st->rd != NULL) {
+        rc = state_redis_scan(st->rd, prefix, counters, kv_fn, counter_fn, ctx);
+        leave(st, NULL);
+        return rc;
+    }
     enum stmt_id id = counters ? (n > 0 ? S_COUNTER_SCAN_RANGE : S_COUNTER_SCAN_FROM)
                                : (n > 0 ? S_KV_SCAN_RANGE : S_KV_SCAN_FROM);
     s = st->stmt[id];
@@ -807,6 +902,11 @@ int state_counter_add_many(struct state *st, const struct state_delta *d, size_t
     int rc = enter(st, "counter_add_many");
     if (rc < 0)
         return rc;
+    if (st->rd != NULL) {
+        rc = state_redis_counter_add_many(st->rd, d, n);
+        leave(st, NULL);
+        return rc;
+    }
     rc = step_plain(st, S_BEGIN, "counter_add_many");
     sqlite3_stmt *s = st->stmt[S_COUNTER_BUMP];
     for (size_t i = 0; rc == 0 && i < n; i++) {
@@ -847,6 +947,10 @@ int state_lease_acquire(struct state *st, const char *name, const char *owner, i
     rc = enter(st, "lease_acquire");
     if (rc < 0)
         goto done;
+    if (st->rd != NULL) {
+        rc = state_redis_lease_acquire(st->rd, name, owner, ttl_ms, &rows);
+        goto unlock;
+    }
     s = st->stmt[S_LEASE_ACQUIRE];
     now = state_now_ms();
     src = bind_common(s, name, owner, now);
@@ -877,6 +981,10 @@ int state_lease_release(struct state *st, const char *name, const char *owner)
     rc = enter(st, "lease_release");
     if (rc < 0)
         goto done;
+    if (st->rd != NULL) {
+        rc = state_redis_lease_release(st->rd, name, owner);
+        goto unlock;
+    }
     s = st->stmt[S_LEASE_RELEASE];
     src = bind_common(s, name, owner, 0);
     if (src != SQLITE_OK) {

@@ -2,10 +2,13 @@
  * state.h - the shared state store: what must agree across every process and thread of the
  * gateway (counters, key/value entries with expiry, leases).
  *
- * The interface is deliberately narrow so that a second backend (Redis) can serve it. The
- * SQLite backend keeps one WAL-mode database file at STATE_PATH; any number of processes may
- * open it, and one struct state may be shared by all threads of a process (calls are
- * serialised inside). Every call is one atomic operation across processes.
+ * The interface is deliberately narrow so that two backends serve it with the same functions.
+ * The SQLite backend (state_open) keeps one WAL-mode database file at STATE_PATH; any number of
+ * processes of one host may open it. The Redis backend (state_open_url) keeps everything under
+ * one key prefix on a Redis server that several hosts share. One struct state may be shared by
+ * all threads of a process (calls are serialised inside), but never crosses fork(). Every call
+ * is one atomic operation across processes (and, on Redis, hosts); scans are the exception on
+ * Redis (see state_kv_scan).
  *
  * Keys and names are NUL-terminated strings of at most STATE_KEY_MAX bytes. Values are byte
  * strings of at most STATE_VALUE_MAX bytes. Times are milliseconds (CLOCK_REALTIME).
@@ -30,10 +33,27 @@ struct state;
 /* state_open opens (creating if needed) the store at path; *out is the caller's to close.
  * A path whose directory is missing or unwritable fails with OAI_ESTATE and a log line. */
 __attribute__((warn_unused_result)) int state_open(struct state **out, const char *path);
+/* state_open_url opens a store on Redis (STATE_URL): redis://[user:password@]host[:port][/db]
+ * (port 6379 and db 0 by default; an IPv6 host goes in brackets) or
+ * redis+unix://[user:password@]/path/to/redis.sock[?db=N] (also unix://...). The user and the
+ * password are percent-decoded. Keys are namespaced with prefix (STATE_PREFIX, e.g.
+ * "oai-fcgi:"; NULL is ""). A bad URL, rediss:// (this build has no TLS: put stunnel or a
+ * TLS-terminating proxy in front of Redis) or a prefix longer than STATE_KEY_MAX is
+ * OAI_ECONFIG with one log line that never shows the password. An unreachable server is NOT
+ * an error here: a warning is logged and the connection is retried on use. Connecting and
+ * every command are bounded by 500 ms; after a failure, calls fail at once with OAI_ESTATE for
+ * a second, then the next call reconnects. The process must ignore SIGPIPE. *out is the
+ * caller's to close. */
+__attribute__((warn_unused_result)) int state_open_url(struct state **out, const char *url,
+                                                       const char *prefix);
 /* state_close closes the store; NULL is a no-op. */
 void state_close(struct state *st);
-/* state_path borrows the path the store was opened with. */
+/* state_path borrows the path the store was opened with; for Redis, the URL with its password
+ * replaced by "***" (safe to log, and stable enough to serve as a cache key). */
 const char *state_path(const struct state *st);
+/* state_healthy returns 1 if the store answers now (Redis: PING; SQLite: always), else 0 with
+ * the reason in why[n] (may be NULL; never a secret). */
+int state_healthy(struct state *st, char *why, size_t n);
 
 /* state_counter_add adds delta to counter name (created at 0) and stores the new value in
  * *value (may be NULL). */
@@ -63,7 +83,9 @@ __attribute__((warn_unused_result)) int state_kv_count(struct state *st, const c
 
 /* state_kv_scan calls fn(ctx, key, value, len) for each live entry whose key starts with prefix,
  * in key order (value is NOT NUL-terminated). fn must not call the store; a non-zero return
- * stops the scan and is returned. One read, consistent across the entries it returns. */
+ * stops the scan and is returned. SQLite: one read, consistent across the entries it returns.
+ * Redis: SCAN then MGET, not a snapshot: an entry written or deleted meanwhile may or may not
+ * be seen, and one that expires between the two is skipped. */
 typedef int (*state_kv_fn)(void *ctx, const char *key, const char *value, size_t len);
 __attribute__((warn_unused_result)) int state_kv_scan(struct state *st, const char *prefix,
                                                       state_kv_fn fn, void *ctx);
@@ -73,7 +95,8 @@ typedef int (*state_counter_fn)(void *ctx, const char *name, int64_t value);
 __attribute__((warn_unused_result)) int state_counter_scan(struct state *st, const char *prefix,
                                                            state_counter_fn fn, void *ctx);
 
-/* state_counter_add_many adds every delta in one transaction (all or none). */
+/* state_counter_add_many adds every delta in one transaction (all or none; on Redis one
+ * MULTI/EXEC, so a counter key holding something else than an integer fails only its own add). */
 struct state_delta {
     const char *name;
     int64_t delta;
@@ -90,11 +113,11 @@ __attribute__((warn_unused_result)) int state_lease_acquire(struct state *st, co
 __attribute__((warn_unused_result)) int state_lease_release(struct state *st, const char *name,
                                                             const char *owner);
 
-/* Checkpoints. By default SQLite folds the WAL back into the database from inside whichever
- * write passes 1000 pages, which then waits for it (a tail-latency spike on a request). A
- * long-lived process calls state_background_checkpoints once, so that its writes never do it,
- * and state_checkpoint from ONE housekeeping thread (passive: it never blocks writers; another
- * process checkpointing at the same time makes it a no-op). */
+/* Checkpoints (no-ops returning 0 on Redis). By default SQLite folds the WAL back into the database
+ * from inside whichever write passes 1000 pages, which then waits for it (a tail-latency spike on a
+ * request). A long-lived process calls state_background_checkpoints once, so that its writes never
+ * do it, and state_checkpoint from ONE housekeeping thread (passive: it never blocks writers;
+ * another process checkpointing at the same time makes it a no-op). */
 int state_background_checkpoints(struct state *st);
 int state_checkpoint(struct state *st);
 

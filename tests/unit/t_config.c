@@ -114,7 +114,7 @@ static void test_problems(void)
                                "PROVIDER_ORDER",
                                "gcp,azure",
                                "STATE_URL",
-                               "redis://:PASSMARKER@h:6379",
+                               "rediss://:PASSMARKER@h:6379", /* TLS: refused */
                                NULL};
     int n = load(&c, bad, NULL);
     is_int(n, 11, "each bad variable is one problem");

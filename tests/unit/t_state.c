@@ -1,18 +1,28 @@
 /*
- * t_state.c - the SQLite state store: counters, kv with expiry, kv_add, prefix counts, leases,
- * limits, open failures, and atomicity across processes and threads.
+ * t_state.c - the state store: counters, kv with expiry, kv_add, prefix counts, leases, limits,
+ * scans, and atomicity across processes and threads - against SQLite always, and against Redis
+ * too when OAI_TEST_REDIS_URL names a server (redis://[user:password@]host[:port][/db] or
+ * redis+unix:///path/to/redis.sock[?db=N]); that run uses keys under "t_state:<pid>:" only and
+ * deletes them at the end. SQLite only: open failures and the file on disk. Redis only: key
+ * layout, glob characters in scan prefixes, error replies, a wrong password. Checks of
+ * state_open_url that need no server (bad URLs, an unreachable and a hung server) always run.
  */
 #include "common/err.h"
 #include "common/log.h"
 #include "state/state.h"
 #include "tests/unit/tap.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -26,6 +36,25 @@
 #define PAST_TTL  200 /* sleep long enough for TTL_MS to pass */
 
 static char tmpdir[64];
+
+/* A store under test: SQLite at path, or Redis at url with keys under prefix. */
+struct target {
+    const char *path;
+    const char *url;
+    const char *prefix;
+};
+
+static int target_open(const struct target *t, struct state **st)
+{
+    return t->url != NULL ? state_open_url(st, t->url, t->prefix) : state_open(st, t->path);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void msleep(long ms)
 {
@@ -527,13 +556,13 @@ static void *thread_main(void *arg)
 
 /* child_main runs in a forked child: its own connection, counter adds interleaved with kv_add
  * races; each won key index is written as one byte to results. Never returns. */
-static void child_main(const char *path, int gate, int results)
+static void child_main(const struct target *t, int gate, int results)
 {
     struct state *st = NULL;
     char key[32];
     int failures = 0;
     wait_gate(gate);
-    if (state_open(&st, path) != 0)
+    if (target_open(t, &st) != 0)
         _exit(2);
     for (int i = 0; i < ADDS; i++) {
         if (i < RACE_KEYS) {
@@ -553,7 +582,7 @@ static void child_main(const char *path, int gate, int results)
 }
 
 /* test_concurrency: no connection may be open in this process when it forks. */
-static void test_concurrency(const char *path)
+static void test_concurrency(const struct target *tg)
 {
     int gate[2], results[2];
     pid_t pids[PROCS];
@@ -571,11 +600,19 @@ static void test_concurrency(const char *path)
         if (pids[p] == 0) {
             close(gate[1]);
             close(results[0]);
-            child_main(path, gate[0], results[1]);
+            child_main(tg, gate[0], results[1]);
         }
     }
     close(results[1]);
-    is_int(state_open(&st, path), 0, "parent opens the shared store");
+    is_int(target_open(tg, &st), 0, "parent opens the shared store");
+    if (st == NULL) {
+        close(gate[1]); /* let the children fail */
+        for (int p = 0; p < PROCS; p++)
+            waitpid(pids[p], NULL, 0);
+        close(gate[0]);
+        close(results[0]);
+        return;
+    }
     memset(workers, 0, sizeof workers);
     for (int t = 0; t < THREADS; t++) {
         workers[t].st = st;
@@ -633,6 +670,565 @@ static void test_concurrency(const char *path)
     state_close(st);
 }
 
+/* test_backend: everything that must behave the same on every backend. */
+static void test_backend(struct state *st)
+{
+    test_counters(st);
+    test_kv(st);
+    test_ttl(st);
+    test_kv_add(st);
+    test_count(st);
+    test_leases(st);
+    test_limits(st);
+    test_scans(st);
+}
+
+/* ---- Redis without a server ---------------------------------------------------------------- */
+
+/* url_fails expects state_open_url(url, prefix) to fail with OAI_ECONFIG and one log line
+ * containing reason and never the password "s3cret". */
+static void url_fails(const char *url, const char *prefix, const char *reason, const char *what)
+{
+    char logfile[256], name[300];
+    struct state *st = (struct state *)&st; /* must be reset to NULL */
+    int lines = 0;
+    join_path(logfile, sizeof logfile, "stderr.log");
+    int saved = capture_begin(logfile);
+    int rc = state_open_url(&st, url, prefix);
+    const char *logged = capture_end(saved, logfile, &lines);
+    snprintf(name, sizeof name, "bad URL, %s: OAI_ECONFIG", what);
+    is_int(rc, OAI_ECONFIG, name);
+    snprintf(name, sizeof name, "bad URL, %s: *out is NULL", what);
+    ok(st == NULL, name);
+    snprintf(name, sizeof name, "bad URL, %s: one log line giving the reason", what);
+    ok(lines == 1 && strstr(logged, reason) != NULL, name);
+    if (lines != 1 || strstr(logged, reason) == NULL)
+        printf("#   logged: %s#   want: %s\n", logged, reason);
+    snprintf(name, sizeof name, "bad URL, %s: the log never shows the password", what);
+    ok(strstr(logged, "s3cret") == NULL && strstr(logged, "cret") == NULL, name);
+    if (rc == 0)
+        state_close(st);
+}
+
+/* dead_port binds a TCP socket on 127.0.0.1 without listening (so connecting is refused) or,
+ * with listening set, listens without ever accepting or answering (a hung server). */
+static int dead_port(int listening, int *port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t len = sizeof sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) != 0 || (listening && listen(fd, 64) != 0)) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+/* url_opens expects url to open (the server need not answer) and state_path to be want. */
+static void url_opens(const char *url, const char *want, const char *what)
+{
+    char logfile[256], name[300];
+    struct state *st = NULL;
+    int lines = 0;
+    join_path(logfile, sizeof logfile, "stderr.log");
+    int saved = capture_begin(logfile);
+    int rc = state_open_url(&st, url, "t:");
+    const char *logged = capture_end(saved, logfile, &lines);
+    snprintf(name, sizeof name, "URL %s: opens without a server", what);
+    is_int(rc, 0, name);
+    snprintf(name, sizeof name, "URL %s: state_path", what);
+    is_str(st != NULL ? state_path(st) : NULL, want, name);
+    snprintf(name, sizeof name, "URL %s: at most one warning, without the password", what);
+    ok(lines <= 1 && strstr(logged, "s3cret") == NULL && strstr(logged, "w@rd") == NULL, name);
+    state_close(st);
+}
+
+static void test_bad_urls(void)
+{
+    char url[512], longp[STATE_KEY_MAX + 2];
+    int port = 0;
+    int fd = dead_port(0, &port);
+    if (fd < 0) {
+        ok(0, "bind a dead port");
+        return;
+    }
+    url_fails("", "t:", "not a URL", "empty");
+    url_fails("localhost:6379", "t:", "not a URL", "no scheme");
+    url_fails("u:s3cret@localhost:6379", "t:", "not a URL", "no scheme, with a password");
+    url_fails("http://h:1", "t:", "unknown scheme", "http");
+    url_fails("rediss://:s3cret@h:6380/0", "t:", "stunnel", "rediss is refused");
+    url_fails("REDISS://h", "t:", "TLS-terminating proxy", "rediss in capitals");
+    url_fails("redis://", "t:", "no host", "no host");
+    url_fails("redis://:s3cret@", "t:", "no host", "password but no host");
+    url_fails("redis://:s3cret@:6379", "t:", "no host", "port but no host");
+    url_fails("redis://h:0", "t:", "port must be", "port 0");
+    url_fails("redis://h:65536", "t:", "port must be", "port 65536");
+    url_fails("redis://h:x", "t:", "port must be", "port x");
+    url_fails("redis://h:", "t:", "port must be", "empty port");
+    url_fails("redis://u:s3/cret@h:99999", "t:", "port must be", "raw / in the password");
+    url_fails("redis://h/x", "t:", "database", "db x");
+    url_fails("redis://h/1/2", "t:", "database", "db 1/2");
+    url_fails("redis://h/-1", "t:", "database", "db -1");
+    url_fails("redis://h?db=1", "t:", "no query", "query on redis://");
+    url_fails("redis://h:1/0#x", "t:", "no query", "fragment on redis://");
+    url_fails("redis://s3cret@h", "t:", "user:password", "userinfo without a colon");
+    url_fails("redis://u:@h", "t:", "user:password", "empty password");
+    url_fails("redis://u:s3%zzcret@h", "t:", "bad %-escape", "bad escape in the password");
+    url_fails("redis://u:s3cret%00@h", "t:", "bad %-escape", "encoded NUL in the password");
+    url_fails("redis://u:s3cret@[::1", "t:", "closing ']'", "unclosed IPv6 bracket");
+    url_fails("redis+unix://relative.sock", "t:", "absolute path", "relative unix path");
+    url_fails("unix://:s3cret@tmp/x.sock", "t:", "absolute path", "relative path with password");
+    url_fails("unix:///tmp/x.sock?db=x", "t:", "only ?db=N", "unix db x");
+    url_fails("redis+unix:///tmp/x.sock?foo=1", "t:", "only ?db=N", "unix unknown query");
+    snprintf(url, sizeof url, "redis+unix:///%0200d.sock", 0);
+    url_fails(url, "t:", "longer than", "unix path too long");
+    memset(longp, 'p', sizeof longp - 1);
+    longp[sizeof longp - 1] = '\0';
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
+    url_fails(url, longp, "STATE_PREFIX", "prefix over STATE_KEY_MAX");
+
+    char want[512];
+    snprintf(url, sizeof url, "redis://alice:s3cret@127.0.0.1:%d/3", port);
+    snprintf(want, sizeof want, "redis://alice:***@127.0.0.1:%d/3", port);
+    url_opens(url, want, "user:password");
+    snprintf(url, sizeof url, "redis://:p%%40ss/w@rd@127.0.0.1:%d", port);
+    snprintf(want, sizeof want, "redis://:***@127.0.0.1:%d", port);
+    url_opens(url, want, "password with %40, raw / and @");
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/", port);
+    url_opens(url, url, "no password, empty db");
+    snprintf(url, sizeof url, "Redis://[::1]:%d", port);
+    url_opens(url, url, "IPv6 host, scheme in capitals");
+    snprintf(url, sizeof url, "redis+unix:///nonexistent-oai-dir/redis.sock?db=2");
+    url_opens(url, url, "redis+unix with db");
+    snprintf(url, sizeof url, "unix://:s3cret@/nonexistent-oai-dir/redis.sock");
+    url_opens(url, "unix://:***@/nonexistent-oai-dir/redis.sock", "unix with password");
+    close(fd);
+}
+
+/* calls_fail runs one of every call on a store whose server does not answer: each must fail
+ * with OAI_ESTATE, and within max_ms. */
+static void calls_fail(struct state *st, int64_t max_ms, const char *what)
+{
+    struct state_delta d[] = {{"a", 1}, {"b", 2}};
+    struct scan_acc a;
+    char name[200], *val = (char *)&val;
+    int64_t v = 7, slowest = 0;
+    int added = 7, held = 7, wrong = 0;
+    int rcs[12];
+    for (int i = 0; i < 12; i++) {
+        int64_t t0 = mono_ms();
+        memset(&a, 0, sizeof a);
+        switch (i) {
+        case 0:
+            rcs[i] = state_counter_add(st, "a", 1, &v);
+            break;
+        case 1:
+            rcs[i] = state_counter_get(st, "a", &v);
+            break;
+        case 2:
+            rcs[i] = state_counter_add_many(st, d, 2);
+            break;
+        case 3:
+            rcs[i] = state_kv_set(st, "k", "v", 1, 0);
+            break;
+        case 4:
+            rcs[i] = state_kv_add(st, "k", "v", 1, 1000, &added);
+            break;
+        case 5:
+            rcs[i] = state_kv_get(st, "k", &val, NULL);
+            break;
+        case 6:
+            rcs[i] = state_kv_del(st, "k");
+            break;
+        case 7:
+            rcs[i] = state_kv_count(st, "k", &v);
+            break;
+        case 8:
+            rcs[i] = state_kv_scan(st, "k", acc_kv, &a);
+            break;
+        case 9:
+            rcs[i] = state_counter_scan(st, "", acc_counter, &a);
+            break;
+        case 10:
+            rcs[i] = state_lease_acquire(st, "L", "me", 1000, &held);
+            break;
+        default:
+            rcs[i] = state_lease_release(st, "L", "me");
+            break;
+        }
+        int64_t took = mono_ms() - t0;
+        if (took > slowest)
+            slowest = took;
+        if (rcs[i] != OAI_ESTATE) {
+            printf("#   call %d returned %d\n", i, rcs[i]);
+            wrong++;
+        }
+    }
+    snprintf(name, sizeof name, "%s: every call fails with OAI_ESTATE", what);
+    is_int(wrong, 0, name);
+    snprintf(name, sizeof name, "%s: every call returns within %lld ms", what, (long long)max_ms);
+    ok(slowest <= max_ms, name);
+    if (slowest > max_ms)
+        printf("#   slowest: %lld ms\n", (long long)slowest);
+    snprintf(name, sizeof name, "%s: failed calls leave zeros and NULL", what);
+    ok(v == 0 && val == NULL && added == 0 && held == 0, name);
+}
+
+/* test_unreachable: nothing listens on the port. */
+static void test_unreachable(void)
+{
+    char url[256], want[256], why[256], logfile[256];
+    struct state *st = NULL;
+    int port = 0, lines = 0;
+    int fd = dead_port(0, &port);
+    if (fd < 0) {
+        ok(0, "bind a dead port");
+        return;
+    }
+    join_path(logfile, sizeof logfile, "stderr.log");
+    snprintf(url, sizeof url, "redis://alice:s3cret@127.0.0.1:%d/1", port);
+    snprintf(want, sizeof want, "redis://alice:***@127.0.0.1:%d/1", port);
+    int saved = capture_begin(logfile);
+    int rc = state_open_url(&st, url, "t_state:");
+    const char *logged = capture_end(saved, logfile, &lines);
+    is_int(rc, 0, "unreachable: state_open_url still succeeds");
+    if (st == NULL) {
+        close(fd);
+        return;
+    }
+    is_int(lines, 1, "unreachable: one warning at open");
+    has_str(logged, want, "unreachable: the warning names the URL without its password");
+    ok(strstr(logged, "s3cret") == NULL, "unreachable: the warning never shows the password");
+    is_str(state_path(st), want, "unreachable: state_path hides the password");
+
+    saved = capture_begin(logfile);
+    calls_fail(st, 100, "unreachable, within a second of the failure");
+    why[0] = '\0';
+    is_int(state_healthy(st, why, sizeof why), 0, "unreachable: state_healthy says no");
+    logged = capture_end(saved, logfile, &lines);
+    has_str(why, "Connection refused", "unreachable: state_healthy gives the reason");
+    ok(strstr(why, "s3cret") == NULL, "unreachable: the reason has no password");
+    is_int(lines, 0, "unreachable: failing fast logs nothing more");
+    is_int(state_background_checkpoints(st), 0, "Redis: state_background_checkpoints is a no-op");
+    is_int(state_checkpoint(st), 0, "Redis: state_checkpoint is a no-op");
+
+    msleep(1100);
+    saved = capture_begin(logfile);
+    calls_fail(st, 100, "unreachable, a second later (one reconnect attempt)");
+    logged = capture_end(saved, logfile, &lines);
+    is_int(lines, 1, "unreachable: the reconnect attempt logs one warning");
+    ok(strstr(logged, "s3cret") == NULL, "unreachable: that warning has no password");
+    state_close(st);
+    close(fd);
+}
+
+/* test_hung: the server accepts connections (the kernel does) and never answers. */
+static void test_hung(void)
+{
+    char url[256], why[256], logfile[256];
+    struct state *st = NULL;
+    int port = 0, lines = 0;
+    int64_t v = 0;
+    int fd = dead_port(1, &port);
+    if (fd < 0) {
+        ok(0, "listen on a port");
+        return;
+    }
+    join_path(logfile, sizeof logfile, "stderr.log");
+    /* A password makes state_open_url send AUTH, which gets no answer. */
+    snprintf(url, sizeof url, "redis://:s3cret@127.0.0.1:%d", port);
+    int saved = capture_begin(logfile);
+    int64_t t0 = mono_ms();
+    int rc = state_open_url(&st, url, "t_state:");
+    int64_t took = mono_ms() - t0;
+    const char *logged = capture_end(saved, logfile, &lines);
+    is_int(rc, 0, "hung server: state_open_url succeeds");
+    ok(took >= 400 && took < 1000, "hung server: the AUTH at open gives up after the timeout");
+    if (took < 400 || took >= 1000)
+        printf("#   took %lld ms\n", (long long)took);
+    ok(lines == 1 && strstr(logged, "s3cret") == NULL, "hung server: one warning, no password");
+    if (st == NULL) {
+        close(fd);
+        return;
+    }
+    saved = capture_begin(logfile);
+    calls_fail(st, 100, "hung server, within a second of the failure");
+    is_int(state_healthy(st, why, sizeof why), 0, "hung server: state_healthy says no");
+    msleep(1100);
+    t0 = mono_ms();
+    rc = state_counter_get(st, "a", &v);
+    took = mono_ms() - t0;
+    logged = capture_end(saved, logfile, &lines);
+    is_int(rc, OAI_ESTATE, "hung server: a call a second later fails");
+    ok(took >= 400 && took < 1000, "hung server: that call costs one timeout, well under 1 s");
+    if (took < 400 || took >= 1000)
+        printf("#   took %lld ms\n", (long long)took);
+    is_int(lines, 1, "hung server: one warning for it");
+    state_close(st);
+    close(fd);
+}
+
+/* ---- Redis with a server ------------------------------------------------------------------- */
+
+/* raw_connect opens a plain hiredis connection to the test's URL (no %-decoding: test URLs
+ * need none), to look at and clean up what the store wrote. */
+static redisContext *raw_connect(const char *url)
+{
+    char buf[512], *user = NULL, *pass = NULL, *rest;
+    long db = 0;
+    redisContext *c = NULL;
+    redisReply *r;
+    snprintf(buf, sizeof buf, "%s", url);
+    char *sep = strstr(buf, "://");
+    if (sep == NULL)
+        return NULL;
+    *sep = '\0';
+    rest = sep + 3;
+    char *at = strrchr(rest, '@');
+    if (at != NULL) {
+        char *colon = strchr(rest, ':');
+        if (colon == NULL || colon > at)
+            return NULL;
+        *colon = *at = '\0';
+        user = *rest ? rest : NULL;
+        pass = colon + 1;
+        rest = at + 1;
+    }
+    if (strcasecmp(buf, "redis") == 0) {
+        char *slash = strchr(rest, '/');
+        int port = 6379;
+        if (slash != NULL) {
+            *slash = '\0';
+            db = atol(slash + 1);
+        }
+        char *colon = strrchr(rest, ':');
+        if (colon != NULL) {
+            *colon = '\0';
+            port = atoi(colon + 1);
+        }
+        c = redisConnect(rest, port);
+    } else {
+        char *q = strchr(rest, '?');
+        if (q != NULL) {
+            *q = '\0';
+            if (strncmp(q + 1, "db=", 3) == 0)
+                db = atol(q + 4);
+        }
+        c = redisConnectUnix(rest);
+    }
+    if (c == NULL || c->err) {
+        redisFree(c);
+        return NULL;
+    }
+    if (pass != NULL) {
+        r = user ? redisCommand(c, "AUTH %s %s", user, pass) : redisCommand(c, "AUTH %s", pass);
+        freeReplyObject(r);
+    }
+    r = redisCommand(c, "SELECT %ld", db);
+    freeReplyObject(r);
+    return c;
+}
+
+/* raw_get returns GET prefix+key as a static string ("(nil)" when missing). */
+static const char *raw_get(redisContext *c, const char *prefix, const char *key)
+{
+    static char out[64];
+    redisReply *r = redisCommand(c, "GET %s%s", prefix, key);
+    snprintf(out, sizeof out, "%s",
+             r == NULL                       ? "(error)"
+             : r->type == REDIS_REPLY_STRING ? r->str
+                                             : "(nil)");
+    freeReplyObject(r);
+    return out;
+}
+
+static long long raw_int(redisContext *c, const char *cmd, const char *prefix, const char *key)
+{
+    redisReply *r = redisCommand(c, "%s %s%s", cmd, prefix, key);
+    long long v = r != NULL && r->type == REDIS_REPLY_INTEGER ? r->integer : -999;
+    freeReplyObject(r);
+    return v;
+}
+
+/* test_redis_specific: the key layout, glob characters in prefixes, error replies, another
+ * prefix's isolation. */
+static void test_redis_specific(struct state *st, redisContext *c, const char *url,
+                                const char *prefix)
+{
+    struct scan_acc a;
+    int64_t v = 0;
+    int held = 0;
+    char *val = NULL;
+    char other[128];
+
+    is_int(state_counter_add(st, "lay", 5, &v), 0, "layout: counter_add");
+    is_str(raw_get(c, prefix, "c:lay"), "5", "layout: a counter is prefix + c: + name");
+    is_int(state_kv_set(st, "lay", "v", 1, 60000), 0, "layout: kv_set with a ttl");
+    is_str(raw_get(c, prefix, "k:lay"), "v", "layout: an entry is prefix + k: + key");
+    long long pttl = raw_int(c, "PTTL", prefix, "k:lay");
+    ok(pttl > 50000 && pttl <= 60000, "layout: the ttl is a PX expiry");
+    is_int(state_kv_set(st, "lay", "w", 1, 0), 0, "layout: kv_set without a ttl");
+    is_int(raw_int(c, "PTTL", prefix, "k:lay"), -1, "layout: ttl 0 leaves no expiry");
+    is_int(state_lease_acquire(st, "lay", "me", 5000, &held), 0, "layout: lease_acquire");
+    is_str(raw_get(c, prefix, "l:lay"), "me", "layout: a lease is prefix + l: + name = owner");
+    pttl = raw_int(c, "PTTL", prefix, "l:lay");
+    ok(pttl > 4000 && pttl <= 5000, "layout: the lease expires by PX");
+    is_int(state_lease_release(st, "lay", "me"), 0, "layout: lease_release");
+    is_int(raw_int(c, "EXISTS", prefix, "l:lay"), 0, "layout: the released lease is deleted");
+
+    const char *globs[] = {"g*1", "g?2", "g[3]", "g\\4", "gx5", "g]6"};
+    for (int i = 0; i < 6; i++)
+        is_int(state_kv_set(st, globs[i], "1", 1, 0), 0, "glob: set a key with a glob character");
+    is_int(state_kv_count(st, "g*", &v), 0, "glob: kv_count g*");
+    is_int(v, 1, "glob: * in a prefix is literal");
+    is_int(state_kv_count(st, "g[", &v), 0, "glob: kv_count g[");
+    is_int(v, 1, "glob: [ in a prefix is literal");
+    is_int(state_kv_count(st, "g\\", &v), 0, "glob: kv_count g\\");
+    is_int(v, 1, "glob: \\ in a prefix is literal");
+    is_int(state_kv_count(st, "g", &v), 0, "glob: kv_count g");
+    is_int(v, 6, "glob: every g key");
+    memset(&a, 0, sizeof a);
+    is_int(state_kv_scan(st, "g?", acc_kv, &a), 0, "glob: kv_scan g?");
+    is_str(a.keys, "g?2=1", "glob: ? in a prefix is literal");
+    memset(&a, 0, sizeof a);
+    is_int(state_kv_scan(st, "g", acc_kv, &a), 0, "glob: kv_scan g");
+    is_str(a.keys, "g*1=1,g?2=1,g[3]=1,g\\4=1,g]6=1,gx5=1", "glob: all of them, in byte order");
+
+    redisReply *r = redisCommand(c, "HSET %sk:wrong f v", prefix);
+    freeReplyObject(r);
+    r = redisCommand(c, "SET %sc:notnum abc", prefix);
+    freeReplyObject(r);
+    val = (char *)&val;
+    is_int(state_kv_get(st, "wrong", &val, NULL), OAI_ESTATE, "WRONGTYPE reply: OAI_ESTATE");
+    ok(val == NULL, "WRONGTYPE reply: *value is NULL");
+    is_int(state_counter_add(st, "notnum", 1, &v), OAI_ESTATE, "INCRBY on a non-integer");
+    is_int(state_counter_get(st, "notnum", &v), OAI_ESTATE, "GET of a non-integer counter");
+    struct state_delta d[] = {{"lay", 1}, {"notnum", 1}};
+    is_int(state_counter_add_many(st, d, 2), OAI_ESTATE, "counter_add_many: an INCRBY fails");
+    is_int(state_counter_get(st, "lay", &v), 0, "an error reply keeps the connection");
+    is_int(state_kv_del(st, "wrong"), 0, "kv_del deletes a key of another type");
+    r = redisCommand(c, "DEL %sc:notnum", prefix);
+    freeReplyObject(r);
+
+    struct state *iso = NULL;
+    snprintf(other, sizeof other, "%siso:", prefix);
+    is_int(state_open_url(&iso, url, other), 0, "isolation: open with another prefix");
+    is_int(iso ? state_kv_count(iso, "", &v) : -1, 0, "isolation: kv_count there");
+    is_int(v, 0, "isolation: another prefix sees no entries");
+    is_int(iso ? state_counter_get(iso, "lay", &v) : -1, 0, "isolation: counter_get there");
+    is_int(v, 0, "isolation: nor counters");
+    state_close(iso);
+}
+
+/* wrong_password inserts (or replaces) the URL's password with a wrong one. */
+static void wrong_password(const char *url, char *out, size_t n)
+{
+    const char *sep = strstr(url, "://");
+    const char *at = sep ? strrchr(sep, '@') : NULL;
+    if (sep == NULL) {
+        snprintf(out, n, "%s", url);
+    } else if (at == NULL) {
+        snprintf(out, n, "%.*s:wrong-s3cret@%s", (int)(sep + 3 - url), url, sep + 3);
+    } else {
+        const char *colon = memchr(sep + 3, ':', (size_t)(at - sep - 3));
+        snprintf(out, n, "%.*s:wrong-s3cret%s", (int)((colon ? colon : at) - url), url, at);
+    }
+}
+
+static void test_wrong_password(const char *url)
+{
+    char bad[512], why[256], logfile[256];
+    struct state *st = NULL;
+    int lines = 0;
+    int64_t v = 0;
+    wrong_password(url, bad, sizeof bad);
+    join_path(logfile, sizeof logfile, "stderr.log");
+    int saved = capture_begin(logfile);
+    int rc = state_open_url(&st, bad, "t_state:");
+    const char *logged = capture_end(saved, logfile, &lines);
+    is_int(rc, 0, "wrong password: state_open_url still succeeds");
+    ok(lines == 1 && strstr(logged, "AUTH refused") != NULL, "wrong password: one warning");
+    ok(strstr(logged, "s3cret") == NULL, "wrong password: the warning hides it");
+    if (st == NULL)
+        return;
+    saved = capture_begin(logfile);
+    is_int(state_counter_get(st, "a", &v), OAI_ESTATE, "wrong password: calls fail");
+    is_int(state_healthy(st, why, sizeof why), 0, "wrong password: state_healthy says no");
+    capture_end(saved, logfile, &lines);
+    has_str(why, "AUTH refused", "wrong password: the reason");
+    ok(strstr(why, "s3cret") == NULL, "wrong password: the reason hides it");
+    state_close(st);
+}
+
+/* raw_cleanup deletes every key under prefix and returns how many. */
+static long long raw_cleanup(redisContext *c, const char *prefix)
+{
+    char cursor[32] = "0";
+    long long n = 0;
+    do {
+        redisReply *r = redisCommand(c, "SCAN %s MATCH %s* COUNT 1000", cursor, prefix);
+        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            freeReplyObject(r);
+            return -1;
+        }
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        for (size_t i = 0; i < r->element[1]->elements; i++) {
+            const redisReply *k = r->element[1]->element[i];
+            redisReply *d = redisCommand(c, "DEL %b", k->str, k->len);
+            n += d != NULL && d->type == REDIS_REPLY_INTEGER ? d->integer : 0;
+            freeReplyObject(d);
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    return n;
+}
+
+static void test_redis(const char *url)
+{
+    char prefix[64], why[256];
+    struct state *st = NULL;
+    int64_t v = 0;
+    snprintf(prefix, sizeof prefix, "t_state:%ld:", (long)getpid());
+    struct target t = {NULL, url, prefix};
+
+    printf("# Redis backend at %s, keys under %s\n",
+           strchr(url, '@') ? "(URL with a password)" : url, prefix);
+    redisContext *c = raw_connect(url);
+    ok(c != NULL, "Redis: a raw connection for checks and cleanup");
+    if (c == NULL)
+        return;
+    is_int(state_open_url(&st, url, prefix), 0, "Redis: state_open_url");
+    if (st == NULL) {
+        redisFree(c);
+        return;
+    }
+    if (strchr(url, '@') != NULL)
+        has_str(state_path(st), ":***@", "Redis: state_path hides the password");
+    else
+        is_str(state_path(st), url, "Redis: state_path is the URL");
+    why[0] = 'x';
+    is_int(state_healthy(st, why, sizeof why), 1, "Redis: state_healthy (PING)");
+    is_str(why, "", "Redis: no reason when healthy");
+    test_backend(st);
+    test_redis_specific(st, c, url, prefix);
+    state_close(st);
+
+    st = NULL;
+    is_int(state_open_url(&st, url, prefix), 0, "Redis: reopen");
+    is_int(st ? state_counter_get(st, "c:a", &v) : -1, 0, "Redis: counter_get after reopen");
+    is_int(v, -1, "Redis: counters persist across close/open");
+    state_close(st);
+
+    test_wrong_password(url);
+    test_concurrency(&t);
+    ok(raw_cleanup(c, prefix) > 0, "Redis: the test's keys are deleted");
+    redisFree(c);
+}
+
 /* ---- cleanup ------------------------------------------------------------------------------- */
 
 static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
@@ -647,6 +1243,7 @@ int main(void)
     int64_t v = 0;
 
     tap_start();
+    signal(SIGPIPE, SIG_IGN); /* as the gateway does: hiredis writes to sockets */
     snprintf(tmpdir, sizeof tmpdir, "/tmp/t_state.XXXXXX");
     if (mkdtemp(tmpdir) == NULL) {
         ok(0, "mkdtemp");
@@ -659,14 +1256,7 @@ int main(void)
         return tap_done();
     is_str(state_path(st), path, "state_path returns the path");
     test_on_disk(path);
-    test_counters(st);
-    test_kv(st);
-    test_ttl(st);
-    test_kv_add(st);
-    test_count(st);
-    test_leases(st);
-    test_limits(st);
-    test_scans(st);
+    test_backend(st);
     state_close(st);
     state_close(NULL);
     ok(1, "state_close(NULL) is a no-op");
@@ -678,7 +1268,17 @@ int main(void)
     state_close(st);
 
     test_open_failures();
-    test_concurrency(path);
+    struct target sqlite = {path, NULL, NULL};
+    test_concurrency(&sqlite);
+
+    test_bad_urls();
+    test_unreachable();
+    test_hung();
+    const char *url = getenv("OAI_TEST_REDIS_URL");
+    if (url != NULL && url[0] != '\0')
+        test_redis(url);
+    else
+        ok(1, "# SKIP Redis backend: set OAI_TEST_REDIS_URL to run it against a server");
 
     ok(nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0, "temp dir removed");
     return tap_done();
