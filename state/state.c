@@ -357,6 +357,17 @@ done:
  * *out is NULL, the result is OAI_ESTATE (OAI_ENOMEM when memory ran out), and exactly one
  * log_error line names the path and the reason. There is no fallback location.
  */
+/* state_init sets what both backends share: the path (or redacted URL), the mutex, the pid. */
+static int state_init(struct state *st, const char *path)
+{
+    st->path = strdup(path);
+    if (st->path == NULL || pthread_mutex_init(&st->mu, NULL) != 0)
+        return OAI_ENOMEM;
+    st->mu_ready = 1;
+    st->pid = getpid();
+    return 0;
+}
+
 int state_open(struct state **out, const char *path)
 {
     struct state *st = NULL;
@@ -376,15 +387,8 @@ int state_open(struct state **out, const char *path)
         goto done;
     rc = OAI_ENOMEM;
     st = calloc(1, sizeof *st);
-    if (st == NULL)
+    if (st == NULL || state_init(st, path) != 0)
         goto done;
-    st->path = strdup(path);
-    if (st->path == NULL)
-        goto done;
-    if (pthread_mutex_init(&st->mu, NULL) != 0)
-        goto done;
-    st->mu_ready = 1;
-    st->pid = getpid();
 
     rc = OAI_ESTATE;
     src = sqlite3_open_v2(path, &st->db,
@@ -525,13 +529,8 @@ int state_open_url(struct state **out, const char *url, const char *prefix)
         goto done;
     st->rd = rd;
     rd = NULL;
-    st->path = strdup(state_redis_url(st->rd));
-    if (st->path == NULL)
+    if (state_init(st, state_redis_url(st->rd)) != 0)
         goto done;
-    if (pthread_mutex_init(&st->mu, NULL) != 0)
-        goto done;
-    st->mu_ready = 1;
-    st->pid = getpid();
     *out = st;
     st = NULL;
     rc = 0;

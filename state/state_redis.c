@@ -19,6 +19,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/util.h"
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
@@ -715,17 +716,6 @@ static char *redact(const char *url)
     return out;
 }
 
-static int hex(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* decode copies s[n] into *out (malloc'd) with %XX escapes decoded; a bad escape or an encoded
  * NUL is OAI_ECONFIG. */
 static int decode(const char *s, size_t n, char **out)
@@ -739,8 +729,8 @@ static int decode(const char *s, size_t n, char **out)
             d[k++] = s[i];
             continue;
         }
-        int hi = i + 2 < n ? hex((unsigned char)s[i + 1]) : -1;
-        int lo = hi >= 0 ? hex((unsigned char)s[i + 2]) : -1;
+        int hi = i + 2 < n ? util_hexval((unsigned char)s[i + 1]) : -1;
+        int lo = hi >= 0 ? util_hexval((unsigned char)s[i + 2]) : -1;
         if (lo < 0 || (hi == 0 && lo == 0)) {
             free(d);
             return OAI_ECONFIG;
