@@ -114,9 +114,10 @@ int router_match(const char *path, const char *base, struct route *r)
     return 0;
 }
 
+/* copy_path copies at most LIMIT_PATH - 2 bytes: router_normalize may prepend a "/". */
 static int copy_path(char *dst, const char *src, size_t len)
 {
-    if (len >= LIMIT_PATH)
+    if (len >= LIMIT_PATH - 1)
         return OAI_EBADREQ;
     memcpy(dst, src, len);
     dst[len] = '\0';

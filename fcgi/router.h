@@ -40,8 +40,9 @@ struct route_path {
 };
 
 /* router_normalize decodes %XX escapes (unless decode is 0), collapses repeated slashes and
- * drops a trailing slash (except for "/") in place. Returns 0 or OAI_EBADREQ (bad escape,
- * NUL byte). */
+ * drops a trailing slash (except for "/") in place. It may prepend a "/": the buffer needs room
+ * for one byte more than the string (and at least 2 bytes for ""). Returns 0 or OAI_EBADREQ (bad
+ * escape, NUL byte). */
 int router_normalize(char *path, int decode);
 
 /* router_match fills *r for path (normalised) under provider prefix base ("" or "/proxy").

@@ -43,7 +43,15 @@ static const char *str_len_field(json_object *o, const char *key, size_t *len)
     return json_object_get_string(v);
 }
 
-/* count_field reads a token count: integers >= 0 only; *found says whether one was there. */
+long long anthropic_token_count(json_object *v)
+{
+    if (!json_object_is_type(v, json_type_int))
+        return 0;
+    int64_t n = json_object_get_int64(v);
+    return n < 0 ? 0 : n > ANTHROPIC_TOKENS_MAX ? ANTHROPIC_TOKENS_MAX : (long long)n;
+}
+
+/* count_field reads a token count (anthropic_token_count); *found says whether one was there. */
 static long long count_field(json_object *o, const char *key, int *found)
 {
     json_object *v;
@@ -51,8 +59,7 @@ static long long count_field(json_object *o, const char *key, int *found)
     if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
         return 0;
     *found = 1;
-    int64_t n = json_object_get_int64(v);
-    return n < 0 ? 0 : (long long)n;
+    return anthropic_token_count(v);
 }
 
 static const char *finish_reason(const char *stop_reason, int legacy)

@@ -74,6 +74,11 @@ void anthropic_stream_usage(const struct anthropic_stream *s, struct anthropic_u
 
 /* ---- shared ---- */
 
+/* Token counts from an upstream are clamped to [0, ANTHROPIC_TOKENS_MAX], so that sums of them
+ * (prompt + cache + output, over choices and requests) can never overflow. */
+#define ANTHROPIC_TOKENS_MAX 1000000000000000LL
+long long anthropic_token_count(json_object *v);
+
 /* anthropic_usage_json returns a new OpenAI usage object for u. */
 json_object *anthropic_usage_json(const struct anthropic_usage *u);
 

@@ -40,12 +40,16 @@ static void drop_empty(json_object *a)
 }
 
 /* as_blocks returns a new block array for a message's content (a string becomes one text
- * block, "" none; an array is copied by reference), or NULL on allocation failure. */
+ * block, "" none; an array is copied by reference; anything else - missing, a number, an
+ * object - none: Claude will refuse it with its own message), or NULL on allocation failure. */
 static json_object *as_blocks(json_object *content)
 {
     json_object *a = json_object_new_array();
     if (!a)
         return NULL;
+    if (!json_object_is_type(content, json_type_string) &&
+        !json_object_is_type(content, json_type_array))
+        return a;
     if (json_object_is_type(content, json_type_string)) {
         if (json_object_get_string_len(content) == 0)
             return a;

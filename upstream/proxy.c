@@ -203,13 +203,13 @@ static void take_usage(json_object *u, struct anthropic_usage *out)
 {
     json_object *v;
     if (json_object_object_get_ex(u, "input_tokens", &v))
-        out->input = json_object_get_int64(v);
+        out->input = anthropic_token_count(v);
     if (json_object_object_get_ex(u, "output_tokens", &v))
-        out->output = json_object_get_int64(v);
+        out->output = anthropic_token_count(v);
     if (json_object_object_get_ex(u, "cache_read_input_tokens", &v))
-        out->cache_read = json_object_get_int64(v);
+        out->cache_read = anthropic_token_count(v);
     if (json_object_object_get_ex(u, "cache_creation_input_tokens", &v))
-        out->cache_write = json_object_get_int64(v);
+        out->cache_write = anthropic_token_count(v);
 }
 
 /* Usage fields of an OpenAI usage object (OpenAI-native upstreams). */
@@ -217,9 +217,9 @@ static void take_openai_usage(json_object *u, struct anthropic_usage *out)
 {
     json_object *v;
     if (json_object_object_get_ex(u, "prompt_tokens", &v))
-        out->input = json_object_get_int64(v);
+        out->input = anthropic_token_count(v);
     if (json_object_object_get_ex(u, "completion_tokens", &v))
-        out->output = json_object_get_int64(v);
+        out->output = anthropic_token_count(v);
 }
 
 /* OpenAI-native upstreams (Azure): the provider's normaliser decided what to forward; chunks go
