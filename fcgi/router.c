@@ -150,6 +150,8 @@ int router_resolve(const char *script_name, const char *path_info, const char *r
             return copy_path(out->mount, uri, strlen(uri));
         rc = copy_path(out->mount, script_name ? script_name : "",
                        script_name ? strlen(script_name) : 0);
+        if (!rc && out->mount[0])
+            rc = router_normalize(out->mount, 0); /* "/oai//" or "oai" is the mount "/oai" */
         if (!rc && strcmp(out->mount, "/") == 0)
             out->mount[0] = '\0';
         return rc;

@@ -102,6 +102,10 @@ static void test_resolve(void)
          "/proxy/azure/openai/v1/messages", "/proxy/azure/openai/v1/messages", ""},
         {"mod_proxy_fcgi, unknown path under the mount", "/oai/x/y", NULL, "/oai/x/y", "/oai/x/y",
          ""},
+        {"SCRIPT_NAME fallback with doubled slashes (fuzzer)", "/foo//", "/x", "/other", "/x",
+         "/foo"},
+        {"SCRIPT_NAME fallback without a leading slash (fuzzer)", "oai", "/x", "/other", "/x",
+         "/oai"},
     };
     for (unsigned i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const struct resolve_case *c = &cases[i];
