@@ -20,6 +20,10 @@ void util_thread_done(void);
 int64_t util_now_ms(void);
 int64_t util_mono_ms(void);
 
+/* util_http_reason is the reason phrase of an HTTP status ("Too Many Requests"), or NULL for a
+ * status it does not know. */
+const char *util_http_reason(int status);
+
 /* util_pretty_tokens formats a token count the seed's way ("999", "1.5k", "2.25m", "1.500b"). */
 void util_pretty_tokens(int64_t n, char *out, size_t len);
 

@@ -137,40 +137,8 @@ struct fake {
 
 static const char *reason_phrase(int http)
 {
-    switch (http) {
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 402:
-        return "Payment Required";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 408:
-        return "Request Timeout";
-    case 413:
-        return "Payload Too Large";
-    case 422:
-        return "Unprocessable Entity";
-    case 429:
-        return "Too Many Requests";
-    case 500:
-        return "Internal Server Error";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    case 529:
-        return "Overloaded";
-    default:
-        return "Error";
-    }
+    const char *r = util_http_reason(http);
+    return r ? r : "Error";
 }
 
 void apierr_completion_title(int http, char *out, size_t n)
