@@ -298,13 +298,19 @@ test('counters are identical through two gateways, and key state and counters su
   }
 }, { timeout: 90000 });
 
-test('KEY_MAX_CONCURRENCY=1: concurrent streams spread over the keys', async () => {
+test('KEY_MAX_CONCURRENCY=1: a key never serves two streams at once; a third waits for a free key', async () => {
   await gw({ GCP_CREDENTIALS: `${A.credentials()},${B.credentials()}`, KEY_MAX_CONCURRENCY: 1 }, async (l) => {
-    const ms = [mark('slow', 'cc1'), mark('slow', 'cc2')];
+    const ms = [mark('slow', 'cc1'), mark('slow', 'cc2'), mark('slow', 'cc3')];
     const rs = await Promise.all(ms.map((m) => postStream(`${l.url}/proxy/gcp/claude/v1/chat/completions`, { model: MODEL, stream: true, messages: user(`Hi ${m}`) })));
-    ok(rs.every((r) => r.status === 200), 'both answered');
-    const accounts = ms.map((m) => (G.last(m) || {}).account);
-    deepEqual(accounts.slice().sort(), [A.email, B.email].sort(), 'one stream per key');
+    ok(rs.every((r) => r.status === 200), 'all three answered');
+    const recs = await Promise.all(ms.map((m) => G.waitFor(() => { const r = G.last(m); return r && r.endedAt ? r : null; }, 5000)));
+    ok(recs.every(Boolean), 'the mock saw all three end');
+    const by = {};
+    for (const r of recs.filter(Boolean)) (by[r.account] = by[r.account] || []).push(r);
+    deepEqual(Object.keys(by).sort(), [A.email, B.email].sort(), 'both keys were used');
+    // three streams on two keys: without the cap one key would carry two at the same time
+    const overlap = Object.values(by).some((rs2) => rs2.some((x) => rs2.some((y) => x !== y && x.at < y.at && y.at < x.endedAt)));
+    ok(!overlap, 'no key carried two streams at once', Object.values(by).map((rs2) => rs2.map((x) => [x.at, x.endedAt])));
   });
 }, { timeout: 60000 });
 
