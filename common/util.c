@@ -10,6 +10,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "common/buf.h"
 #include "common/err.h"
 #include "common/limits.h"
 
@@ -100,6 +101,80 @@ int util_parse_long(const char *s, long long min, long long max, long long *out)
     if (errno || *end != '\0' || v < min || v > max || (*s != '-' && (*s < '0' || *s > '9')))
         return OAI_EBADREQ;
     *out = v;
+    return 0;
+}
+
+/* The length of the well-formed sequence at p[0..n), or 0 if it is ill-formed; *bad gets the
+ * length of its maximal subpart then (the bytes one U+FFFD stands for). */
+static size_t utf8_seq(const unsigned char *p, size_t n, size_t *bad)
+{
+    unsigned c = p[0];
+    size_t need;
+    unsigned lo = 0x80, hi = 0xBF; /* range of the second byte */
+    *bad = 1;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        need = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        need = 3;
+        if (c == 0xE0)
+            lo = 0xA0; /* overlong */
+        else if (c == 0xED)
+            hi = 0x9F; /* surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 4;
+        if (c == 0xF0)
+            lo = 0x90; /* overlong */
+        else if (c == 0xF4)
+            hi = 0x8F; /* above U+10FFFF */
+    } else
+        return 0;
+    for (size_t i = 1; i < need; i++) {
+        if (i >= n)
+            return 0;
+        unsigned b = p[i];
+        if (i == 1 ? b < lo || b > hi : b < 0x80 || b > 0xBF)
+            return 0;
+        *bad = i + 1;
+    }
+    return need;
+}
+
+size_t util_utf8_prefix(const char *p, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    size_t i = 0, bad;
+    while (i < n) {
+        if (u[i] < 0x80) { /* ASCII runs: the common case */
+            i++;
+            continue;
+        }
+        size_t k = utf8_seq(u + i, n - i, &bad);
+        if (!k)
+            break;
+        i += k;
+    }
+    return i;
+}
+
+int util_utf8_repair(const char *p, size_t n, struct buf *out)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    size_t i = 0, bad;
+    while (i < n) {
+        size_t ok = util_utf8_prefix(p + i, n - i);
+        int rc = buf_add(out, p + i, ok);
+        if (rc)
+            return rc;
+        i += ok;
+        if (i == n)
+            break;
+        utf8_seq(u + i, n - i, &bad);
+        if ((rc = buf_add(out, "\xEF\xBF\xBD", 3)) != 0)
+            return rc;
+        i += bad;
+    }
     return 0;
 }
 

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct buf;
+
 /* util_init initialises libcrypto and fetches the digests the gateway uses; call it once
  * before starting threads, so that no worker thread does library set-up. */
 void util_init(void);
@@ -49,6 +51,15 @@ __attribute__((warn_unused_result)) int util_parse_long(const char *s, long long
  * rejecting invalid UTF-8, nesting deeper than LIMIT_JSON_DEPTH, and trailing garbage.
  * On success *out holds a new reference (caller puts it). Returns 0 or OAI_EBADJSON. */
 __attribute__((warn_unused_result)) int util_parse_json(const char *p, size_t n, json_object **out);
+
+/* util_utf8_prefix returns the length of the longest prefix of p[0..n) that is well-formed
+ * UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF): n when it all is. */
+size_t util_utf8_prefix(const char *p, size_t n);
+
+/* util_utf8_repair appends p[0..n) to out with every ill-formed sequence (each maximal subpart,
+ * as Unicode's "U+FFFD substitution" counts them) replaced by U+FFFD. 0 or OAI_ELIMIT / OAI_ENOMEM
+ * from the buffer. */
+__attribute__((warn_unused_result)) int util_utf8_repair(const char *p, size_t n, struct buf *out);
 
 /* util_json_plain serialises obj without spaces (the wire form); the string is owned by obj. */
 const char *util_json_plain(json_object *obj, size_t *len);

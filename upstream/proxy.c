@@ -164,7 +164,10 @@ static int choice_failure(struct run *r, struct choice *ch, const char **code, c
     if (x->result == OAI_EUPSTREAM || (!x->status && x->result)) {
         int timeout = strcasestr(x->error, "timeout") || strcasestr(x->error, "timed out") ||
                       strstr(x->error, "STREAM_IDLE_TIMEOUT_S");
-        snprintf(msg, n, "the upstream could not be reached: %s", x->error);
+        snprintf(msg, n, "%s: %s",
+                 x->status ? "the upstream connection failed during the reply"
+                           : "the upstream could not be reached",
+                 x->error);
         *code = timeout ? "timeout" : "upstream_error";
         return timeout ? 504 : 502;
     }
@@ -269,12 +272,23 @@ static int native_event(struct choice *ch, const char *name, const char *data, s
 
 static int on_event_open(struct choice *ch, const char *name, const char *data, size_t len);
 
+/* Upstreams are trusted to send UTF-8 but not relied on: an ill-formed sequence in an event
+ * becomes U+FFFD rather than costing the client the whole answer or reaching it as is. */
 static int on_event(void *ctx, const char *name, const char *data, size_t len)
 {
     struct choice *ch = ctx;
     if (ch->done)
         return 0; /* nothing after the final event (or after an error) */
-    int rc = on_event_open(ch, name, data, len);
+    int rc;
+    if (util_utf8_prefix(data, len) == len) {
+        rc = on_event_open(ch, name, data, len);
+    } else {
+        struct buf fixed;
+        buf_init(&fixed, len * 3 + 1);
+        rc = util_utf8_repair(data, len, &fixed) ? OAI_ENOMEM
+                                                  : on_event_open(ch, name, fixed.data, fixed.len);
+        buf_free(&fixed);
+    }
     /* the upstream's last event (not a local stop or an error): let its body end */
     ch->ended = ch->done && !ch->failed && name &&
                 (strcmp(name, "message_stop") == 0 || strcmp(name, "done") == 0);
@@ -325,7 +339,15 @@ static int on_data(void *ctx, struct xfer *x, const char *p, size_t n)
         size_t room = ch->body.max - ch->body.len;
         if (x->status != 200 && n > room)
             n = room;
-        return buf_add(&ch->body, p, n) ? TRANSPORT_STOP : 0;
+        if (buf_add(&ch->body, p, n) == 0)
+            return 0;
+        if (x->status == 200) { /* a reply this large is not one we can pass on */
+            ch->pre_http = 502;
+            ch->pre_code = "upstream_error";
+            snprintf(ch->pre_msg, sizeof ch->pre_msg,
+                     "the upstream reply is larger than %zu bytes", ch->body.max);
+        }
+        return TRANSPORT_STOP;
     }
     int rc = r->pv->stream_feed(ch->dec, p, n);
     if (rc == OAI_EGONE || r->gone)
@@ -463,12 +485,23 @@ static void finish_plain(struct run *r)
     int ok = 0;
     for (int i = 0; i < r->n; i++) {
         struct choice *ch = &r->ch[i];
+        if (util_utf8_prefix(ch->body.data, ch->body.len) != ch->body.len) {
+            struct buf fixed; /* see on_event */
+            buf_init(&fixed, ch->body.len * 3 + 1);
+            if (util_utf8_repair(ch->body.data, ch->body.len, &fixed) == 0) {
+                buf_free(&ch->body);
+                ch->body = fixed;
+            } else
+                buf_free(&fixed);
+        }
         const char *text = ch->body.data ? ch->body.data : "";
         json_object *msg = NULL, *u;
         if (util_parse_json(text, ch->body.len, &msg)) {
             json_object_put(merged);
-            reply_error(r, 502, "upstream_error", "the upstream reply is not valid JSON", NULL,
-                        NULL);
+            reply_error(r, 502, "upstream_error",
+                        ch->body.len ? "the upstream reply is not valid JSON"
+                                     : "the upstream reply was empty",
+                        NULL, NULL);
             return;
         }
         if (r->api == PROXY_ANTHROPIC || r->pv->openai_native) {
@@ -1032,7 +1065,8 @@ static void attempts(struct run *r)
             last.http = http;
             last.code = code;
             status = bad->pre_http ? bad->pre_http : bad->x.status;
-            v = bad->x.result && !bad->x.status
+            /* a transfer that failed is a network fault even when a status line had come */
+            v = bad->x.result && !bad->pre_http && (status == 0 || status == 200)
                     ? KEYPOOL_TRANSIENT
                     : keypool_classify(status, bad->x.error_type, last.msg);
             if (bad->x.status == 401 && r->pv->refresh_on_401 && !refresh &&

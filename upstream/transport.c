@@ -21,6 +21,7 @@ struct priv {
     int stopped;          /* on_data has all it needs: a successful early end */
     int64_t done_ms;      /* on_data said TRANSPORT_DONE then: the body may end by itself */
     int64_t last_data_ms; /* for STREAM_IDLE_TIMEOUT_S */
+    int answering;        /* a header line has come: the upstream is sending its reply */
 };
 
 /* Connection reuse. Each request runs its transfers on a multi handle taken from a pool and
@@ -130,7 +131,10 @@ void xfer_free(struct xfer *x)
 static size_t on_header(char *line, size_t size, size_t n, void *ud)
 {
     struct xfer *x = ud;
+    struct priv *p = x->easy_;
     size_t len = size * n;
+    p->answering = 1;
+    p->last_data_ms = util_mono_ms();
     const char *names[] = {"content-type:", "retry-after:", "x-amzn-errortype:", "retry-after-ms:"};
     char *dst[] = {x->content_type, x->retry_after, x->error_type, x->retry_after_ms};
     size_t cap[] = {sizeof x->content_type, sizeof x->retry_after, sizeof x->error_type,
@@ -343,8 +347,9 @@ int transport_run(struct xfer **xs, int n, const struct transport_opts *opts,
         }
         for (int i = 0; i < n; i++) {
             struct priv *p = xs[i]->easy_;
-            if (!xs[i]->result && xs[i]->status && now - p->last_data_ms > idle_ms) {
+            if (!xs[i]->result && p->answering && now - p->last_data_ms > idle_ms) {
                 xs[i]->result = OAI_EUPSTREAM;
+                curl_easy_getinfo(p->easy, CURLINFO_RESPONSE_CODE, &xs[i]->status);
                 snprintf(xs[i]->error, sizeof xs[i]->error,
                          "upstream silent for more than STREAM_IDLE_TIMEOUT_S");
                 running = 0;

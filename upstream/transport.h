@@ -30,7 +30,7 @@ struct transport_opts {
     const char *ca_bundle;  /* may be NULL (system store) */
     const char *proxy;      /* HTTPS_PROXY, may be NULL */
     long timeout_s;         /* whole transfer */
-    long idle_timeout_s;    /* longest silence once the transfer has started */
+    long idle_timeout_s;    /* longest silence once the reply has begun (its first header) */
 };
 
 struct xfer {

@@ -1,4 +1,5 @@
-/* Unit tests for common/buf (ceilings), common/util (strict JSON, numbers, ids) and err. */
+/* Unit tests for common/buf (ceilings), common/util (strict JSON, UTF-8 repair, numbers, ids) and
+ * err. */
 #include <stdlib.h>
 
 #include "common/buf.h"
@@ -46,6 +47,41 @@ static void test_json(void)
     is_int(util_parse_json(deep, 300, &o), OAI_EBADJSON, "nesting deeper than the limit");
     is_int(util_parse_json("\"str\"", 5, &o), 0, "a scalar parses (callers check the type)");
     json_object_put(o);
+}
+
+/* util_utf8_repair(in) must equal want; util_utf8_prefix(in) must be the index of the first
+ * ill-formed byte. */
+static void utf8_case(const char *in, size_t n, size_t prefix, const char *want, const char *name)
+{
+    struct buf b;
+    buf_init(&b, 1024);
+    is_int((long long)util_utf8_prefix(in, n), (long long)prefix, name);
+    is_int(util_utf8_repair(in, n, &b), 0, name);
+    is_str(b.data ? b.data : "", want, name);
+    buf_free(&b);
+}
+
+#define FFFD "\xef\xbf\xbd"
+static void test_utf8(void)
+{
+    static const char ok_text[] = "plain \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf";
+    utf8_case(ok_text, sizeof ok_text - 1, sizeof ok_text - 1, ok_text, "well-formed text unchanged");
+    utf8_case("", 0, 0, "", "empty");
+    /* The example of Unicode's "U+FFFD Substitution of Maximal Subparts" (chapter 3): one
+     * replacement per maximal subpart, so F1 80 80 and E1 80 are one each. */
+    static const char uni[] = "\x61\xf1\x80\x80\xe1\x80\xc2\x62\x80\x63\x80\xbf\x64";
+    utf8_case(uni, sizeof uni - 1, 1, "a" FFFD FFFD FFFD "b" FFFD "c" FFFD FFFD "d",
+              "Unicode's maximal-subpart example");
+    utf8_case("\xed\xa0\x80x", 4, 0, FFFD FFFD FFFD "x", "an encoded surrogate: three");
+    utf8_case("\xc0\xafx", 3, 0, FFFD FFFD "x", "overlong '/': two");
+    utf8_case("\xe0\x80\x80", 3, 0, FFFD FFFD FFFD, "overlong 3-byte form");
+    utf8_case("\xf4\x90\x80\x80", 4, 0, FFFD FFFD FFFD FFFD, "above U+10FFFF");
+    utf8_case("ab\xe2\x82", 4, 2, "ab" FFFD, "a sequence cut short at the end: one");
+    utf8_case("\xff\xfe", 2, 0, FFFD FFFD, "bytes that never occur");
+    struct buf small;
+    buf_init(&small, 4);
+    is_int(util_utf8_repair("\xff\xff", 2, &small), OAI_ELIMIT, "the buffer's ceiling holds");
+    buf_free(&small);
 }
 
 static void test_numbers_and_ids(void)
@@ -96,6 +132,7 @@ int main(void)
     test_buf();
     test_lists();
     test_json();
+    test_utf8();
     test_numbers_and_ids();
     return tap_done();
 }
