@@ -71,6 +71,7 @@ struct run {
     enum proxy_api api;
     int stream, begun, gone;
     int emitted; /* something other than heartbeats reached the client */
+    int64_t t0;  /* monotonic ms when the attempts began */
     int status;  /* what the client was answered (metrics) */
     struct lane lanes[MAX_LANES];
     int nlanes, cur;
@@ -365,6 +366,12 @@ static int on_tick(void *ctx)
 {
     struct run *r = ctx;
     if (r->gone)
+        return -1;
+    /* HEARTBEAT_S of upstream silence before its first byte: a stream commits 200 so that
+     * heartbeats flow (they keep proxies from timing the client out, and their writes are how a
+     * client that hung up is noticed); later failures are error events, as after a queue wait */
+    if (r->stream && !r->begun && util_mono_ms() - r->t0 >= r->c->cfg->heartbeat_s * 1000 &&
+        ensure_begun(r))
         return -1;
     if (r->s->tick(r->s->ctx) < 0) {
         r->gone = 1;
@@ -994,6 +1001,7 @@ static void attempts(struct run *r)
     struct failure last;
     memset(&last, 0, sizeof last);
     int64_t t0 = util_mono_ms();
+    r->t0 = t0;
     int attempt = 0, cap = (int)cfg->key_max_concurrency;
     int64_t slot_ttl = (cfg->upstream_timeout_s + 60) * 1000 * MAX_ATTEMPTS;
     for (;;) {
