@@ -622,7 +622,8 @@ static void generate(struct ctx *c, struct state *st, json_object *body, struct 
     struct proxy_result out = {"", 0, 0, 0};
     upstream(c, st, body, &out);
     gate_quota_settle(st, &res, out.tokens);
-    if (out.prompts)
+    /* a failed stream's usage so far counts too, as it does in the gateway's counters */
+    if (out.prompts || out.tokens)
         gate_count(st, who, out.family, out.tokens, out.prompts);
 }
 
