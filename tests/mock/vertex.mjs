@@ -53,10 +53,15 @@
 // Order on a Vertex request: path / host, auth (disabled → 401), header checks, the scenario
 // (marker / queue / keyScenario), model access, the body checks, then the scenario's answer.
 // reset() keeps these settings (tests reset records between steps); clearKeyModes() drops all three.
+// Faults: `mock.faults.set(marker, spec)` makes every request with that marker (after the auth
+// and body checks passed) get the fault `spec` instead of a well-formed answer: a reply cut at a
+// byte offset, a stall, an endless header, a 100 MB body, hand-made bytes (tests/mock/faults.mjs).
+// reset() drops them.
 import crypto from 'node:crypto';
 import https from 'node:https';
 import zlib from 'node:zlib';
 import { makeTls, GOOGLE_HOSTS, listenLoopback, closeLoopback } from './tls.mjs';
+import { playFault } from './faults.mjs';
 import {
   sleep, rand, b64u, mark, findMarker, readBody, assemble, checkBody, bigDelta, bigText, BIG_DELTAS, BIG_DELTA_LEN,
   CLAUDE_SCENARIOS,
@@ -194,6 +199,7 @@ export class MockGoogle {
     this.queue = [];
     this.tokenFailures = [];
     this.markerSeen = new Map();
+    this.faults = new Map(); // marker -> fault spec (tests/mock/faults.mjs)
   }
 
   addAccount(a) { this.accounts.set(a.email, a); }
@@ -432,6 +438,8 @@ export class MockGoogle {
       sign: (t) => this.sign(t), closed: () => closed, revokeToken: () => { tok.revoked = true; },
     };
     const out = fn(ctx);
+    const fault = rec.marker && this.faults.get(rec.marker);
+    if (fault) return playFault(rec, res, fault, out.events || []);
     if (out.status) {
       rec.status = out.status;
       rec.reply = out.json;
