@@ -246,6 +246,14 @@ static void handle_info(struct ctx *c, int html_allowed)
         return;
     }
     proxy_status(c->cfg, st, info);
+    /* it answers reads but may fail writes (a lock held elsewhere, a full disk): say so */
+    char why[200] = "";
+    int healthy = state_healthy(st, why, sizeof why);
+    if (!healthy) {
+        char text[260];
+        snprintf(text, sizeof text, "failing: %s", why[0] ? why : "state store error");
+        json_object_object_add(info, "stateStore", json_object_new_string(text));
+    }
     /* the seed's order: the family blocks, then config and build */
     for (const char *const *k = (const char *const[]){"config", "build", NULL}; *k; k++) {
         json_object *v = NULL;
@@ -265,7 +273,7 @@ static void handle_info(struct ctx *c, int html_allowed)
         buf_free(&page);
     } else {
         if (resp_header(&c->resp, "Cache-Control", "no-store") == 0)
-            resp_json(&c->resp, 200, info);
+            resp_json(&c->resp, healthy ? 200 : 503, info);
     }
     json_object_put(info);
 }

@@ -19,6 +19,15 @@
  * deleted at most once per PURGE_INTERVAL_MS per connection, through a partial index on the
  * deadline, so no call pays for a table scan.
  *
+ * When SQLite cannot write (another program holds the write lock, a full disk, an I/O error),
+ * the counter updates that cannot wait - a request's usage and metrics, a quota settlement - are
+ * held in memory (merged per counter, at most PENDING_MAX counters) and written with the next
+ * counter write that succeeds, or by state_checkpoint within a second of the store recovering:
+ * accounting survives the fault unless the process ends first. After a write found the lock
+ * taken for BUSY_TIMEOUT_MS, writes do not wait for it again for BUSY_BACKOFF_MS, so a lock
+ * that is not let go costs each request nothing rather than seconds per write. state_healthy
+ * reports the last write failure until a write succeeds.
+ *
  * A struct state must not cross fork(): a child opens its own (SQLite's file locks are per
  * process, and a Redis connection cannot be shared). Calls from the wrong process fail with
  * OAI_ESTATE.
@@ -41,7 +50,9 @@
 #include <unistd.h>
 
 #define SCHEMA_VERSION    1
-#define BUSY_TIMEOUT_MS   10000
+#define BUSY_TIMEOUT_MS   2000 /* contention between our writers is a matter of milliseconds */
+#define BUSY_BACKOFF_MS   1000
+#define PENDING_MAX       512
 #define PURGE_INTERVAL_MS 1000
 
 enum stmt_id {
@@ -132,6 +143,20 @@ struct state {
     int64_t last_purge_ms; /* guarded by mu */
     sqlite3_stmt *stmt[S_COUNT];
     sqlite3 *ckpt; /* state_checkpoint's own connection, so requests never wait for it */
+    /* guarded by mu: */
+    int busy_ms;            /* the busy timeout set on db */
+    int64_t busy_until_ms;  /* no waiting for the write lock before then */
+    int64_t failed_ms;      /* when a write last failed (0: the last write succeeded) */
+    char failed_why[128];   /* and why */
+    struct state_pending *pending; /* counter updates not written yet */
+    size_t npending;
+    int64_t pending_warned_ms;
+    int64_t dropped;        /* updates lost because pending was full */
+};
+
+struct state_pending {
+    char name[STATE_KEY_MAX + 1];
+    int64_t delta;
 };
 
 /* state_now_ms is CLOCK_REALTIME in milliseconds: every process on the host shares it. */
@@ -167,8 +192,18 @@ static int sql_fail(struct state *st, const char *op, int src)
 {
     log_warn("state %s: %s failed: %s (%s)", st->path, op, sqlite3_errstr(src),
              sqlite3_errmsg(st->db));
+    int64_t now = state_now_ms();
+    if ((src & 0xff) == SQLITE_BUSY)
+        st->busy_until_ms = now + BUSY_BACKOFF_MS;
+    if ((src & 0xff) != SQLITE_NOMEM && (src & 0xff) != SQLITE_INTERNAL) {
+        st->failed_ms = now;
+        snprintf(st->failed_why, sizeof st->failed_why, "%s failed: %s", op, sqlite3_errstr(src));
+    }
     return (src & 0xff) == SQLITE_NOMEM ? OAI_ENOMEM : OAI_ESTATE;
 }
+
+static int hold(struct state *st, const struct state_delta *d, size_t n);
+static int add_many(struct state *st, const struct state_delta *d, size_t n);
 
 /* enter takes the connection for one call; every successful enter is paired with leave. */
 static int enter(struct state *st, const char *op)
@@ -181,6 +216,11 @@ static int enter(struct state *st, const char *op)
         return OAI_ESTATE;
     }
     pthread_mutex_lock(&st->mu);
+    if (st->db != NULL) {
+        int want = state_now_ms() < st->busy_until_ms ? 0 : BUSY_TIMEOUT_MS;
+        if (want != st->busy_ms && sqlite3_busy_timeout(st->db, want) == SQLITE_OK)
+            st->busy_ms = want;
+    }
     return 0;
 }
 
@@ -403,6 +443,7 @@ int state_open(struct state **out, const char *path)
         goto done;
     }
     sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+    st->busy_ms = BUSY_TIMEOUT_MS;
     /* Switching to WAL needs an exclusive lock, and SQLite reports SQLITE_BUSY without
      * consulting the busy handler when another process is doing the same (several gateway
      * processes starting together on a new file): retry within the busy timeout. */
@@ -469,6 +510,10 @@ int state_checkpoint(struct state *st)
         return OAI_EINTERNAL;
     if (st->rd != NULL)
         return 0;
+    pthread_mutex_lock(&st->mu);
+    if (st->npending) /* the store may take writes again */
+        (void)add_many(st, NULL, 0);
+    pthread_mutex_unlock(&st->mu);
     if (!st->ckpt) {
         int src = sqlite3_open_v2(st->path, &st->ckpt, SQLITE_OPEN_READWRITE, NULL);
         if (src == SQLITE_OK)
@@ -499,6 +544,10 @@ void state_close(struct state *st)
     if (st->db != NULL && sqlite3_close(st->db) != SQLITE_OK)
         log_warn("state %s: close failed: %s", st->path, sqlite3_errmsg(st->db));
     sqlite3_close(st->ckpt);
+    if (st->npending)
+        log_warn("state %s: %zu held counter updates could not be written", st->path,
+                 st->npending);
+    free(st->pending);
     if (st->mu_ready)
         pthread_mutex_destroy(&st->mu);
     free(st->path);
@@ -542,7 +591,7 @@ done:
     return rc;
 }
 
-/* state_healthy: SQLite answers whenever the store is open; Redis is asked (PING). */
+/* state_healthy: SQLite is healthy unless its last write failed; Redis is asked (PING). */
 int state_healthy(struct state *st, char *why, size_t n)
 {
     int healthy;
@@ -553,9 +602,16 @@ int state_healthy(struct state *st, char *why, size_t n)
             snprintf(why, n, "%s", st == NULL ? "no store" : "the store was opened before fork()");
         return 0;
     }
-    if (st->rd == NULL)
-        return 1;
     pthread_mutex_lock(&st->mu);
+    if (st->rd == NULL) {
+        healthy = st->failed_ms == 0;
+        if (!healthy && why != NULL && n > 0)
+            snprintf(why, n, "failing since %llds ago: %s%s",
+                     (long long)((state_now_ms() - st->failed_ms) / 1000), st->failed_why,
+                     st->npending ? " (usage held in memory until they succeed)" : "");
+        pthread_mutex_unlock(&st->mu);
+        return healthy;
+    }
     healthy = state_redis_healthy(st->rd, why, n);
     pthread_mutex_unlock(&st->mu);
     return healthy;
@@ -590,6 +646,12 @@ int state_counter_add(struct state *st, const char *name, int64_t delta, int64_t
     rc = run(st, s, "counter_add", &rows, &v);
     if (rc == 0 && rows != 1)
         rc = sql_fail(st, "counter_add", SQLITE_INTERNAL);
+    if (rc == 0)
+        st->failed_ms = 0;
+    else if (rc == OAI_ESTATE && value == NULL) { /* nobody waits for the value: keep it */
+        struct state_delta one = {name, delta};
+        rc = hold(st, &one, 1);
+    }
 unlock:
     leave(st, s);
 done:
@@ -906,23 +968,81 @@ int state_counter_add_many(struct state *st, const struct state_delta *d, size_t
         leave(st, NULL);
         return rc;
     }
-    rc = step_plain(st, S_BEGIN, "counter_add_many");
+    rc = add_many(st, d, n);
+    leave(st, NULL);
+    return rc;
+}
+
+/* bump adds one delta inside add_many's transaction. */
+static int bump(struct state *st, const char *name, int64_t delta)
+{
     sqlite3_stmt *s = st->stmt[S_COUNTER_BUMP];
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        int src = bind_common(s, d[i].name, NULL, 0);
-        if (src == SQLITE_OK)
-            src = sqlite3_bind_int64(s, 2, d[i].delta);
-        rc = src != SQLITE_OK ? sql_fail(st, "counter_add_many", src)
+    int src = bind_common(s, name, NULL, 0);
+    if (src == SQLITE_OK)
+        src = sqlite3_bind_int64(s, 2, delta);
+    int rc = src != SQLITE_OK ? sql_fail(st, "counter_add_many", src)
                               : run(st, s, "counter_add_many", NULL, NULL);
-        sqlite3_reset(s);
-        sqlite3_clear_bindings(s);
-    }
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc;
+}
+
+/* add_many writes the held updates and d[0..n) in one transaction; if it fails, d joins the
+ * held updates. With the connection taken. */
+static int add_many(struct state *st, const struct state_delta *d, size_t n)
+{
+    if (n == 0 && st->npending == 0)
+        return 0;
+    int rc = step_plain(st, S_BEGIN, "counter_add_many");
+    for (size_t i = 0; rc == 0 && i < st->npending; i++)
+        rc = bump(st, st->pending[i].name, st->pending[i].delta);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = bump(st, d[i].name, d[i].delta);
     if (rc == 0)
         rc = step_plain(st, S_COMMIT, "counter_add_many");
     if (rc != 0 && !sqlite3_get_autocommit(st->db))
         (void)step_plain(st, S_ROLLBACK, "counter_add_many");
-    leave(st, NULL);
-    return rc;
+    if (rc == 0) {
+        if (st->npending)
+            log_info("state %s: %zu held counter updates written", st->path, st->npending);
+        st->npending = 0;
+        st->failed_ms = 0;
+        return 0;
+    }
+    return rc == OAI_ESTATE ? hold(st, d, n) : rc;
+}
+
+/* hold keeps counter updates that could not be written for the next write that can (merged
+ * per counter, at most PENDING_MAX counters). 0 when all were kept, else OAI_ESTATE. With the
+ * connection taken. */
+static int hold(struct state *st, const struct state_delta *d, size_t n)
+{
+    size_t lost = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t k = 0;
+        while (k < st->npending && strcmp(st->pending[k].name, d[i].name) != 0)
+            k++;
+        if (k == st->npending) {
+            if (!st->pending)
+                st->pending = calloc(PENDING_MAX, sizeof *st->pending);
+            if (!st->pending || st->npending == PENDING_MAX) {
+                lost++;
+                continue;
+            }
+            snprintf(st->pending[k].name, sizeof st->pending[k].name, "%s", d[i].name);
+            st->pending[k].delta = 0;
+            st->npending++;
+        }
+        st->pending[k].delta += d[i].delta;
+    }
+    st->dropped += (int64_t)lost;
+    int64_t now = state_now_ms();
+    if (lost || now - st->pending_warned_ms >= 1000) {
+        st->pending_warned_ms = now;
+        log_warn("state %s: %zu counters held in memory until the store takes writes again%s",
+                 st->path, st->npending, lost ? "; some updates were lost (too many counters)" : "");
+    }
+    return lost ? OAI_ESTATE : 0;
 }
 
 /* state_lease_acquire: one UPSERT whose DO UPDATE only fires when the row is ours or expired,

@@ -51,12 +51,13 @@ void state_close(struct state *st);
 /* state_path borrows the path the store was opened with; for Redis, the URL with its password
  * replaced by "***" (safe to log, and stable enough to serve as a cache key). */
 const char *state_path(const struct state *st);
-/* state_healthy returns 1 if the store answers now (Redis: PING; SQLite: always), else 0 with
- * the reason in why[n] (may be NULL; never a secret). */
+/* state_healthy returns 1 if the store answers now (Redis: PING; SQLite: unless its last write
+ * failed), else 0 with the reason in why[n] (may be NULL; never a secret). */
 int state_healthy(struct state *st, char *why, size_t n);
 
 /* state_counter_add adds delta to counter name (created at 0) and stores the new value in
- * *value (may be NULL). */
+ * *value (may be NULL). With value NULL, SQLite keeps an update it cannot write for later (see
+ * state_checkpoint) and returns 0. */
 __attribute__((warn_unused_result)) int state_counter_add(struct state *st, const char *name,
                                                           int64_t delta, int64_t *value);
 /* state_counter_get reads counter name; a missing counter reads 0. */
@@ -96,7 +97,9 @@ __attribute__((warn_unused_result)) int state_counter_scan(struct state *st, con
                                                            state_counter_fn fn, void *ctx);
 
 /* state_counter_add_many adds every delta in one transaction (all or none; on Redis one
- * MULTI/EXEC, so a counter key holding something else than an integer fails only its own add). */
+ * MULTI/EXEC, so a counter key holding something else than an integer fails only its own add).
+ * SQLite keeps updates it cannot write (a lock held elsewhere, a full disk, an I/O error) in
+ * memory and writes them with the next counter write that succeeds; 0 then. */
 struct state_delta {
     const char *name;
     int64_t delta;
@@ -119,6 +122,7 @@ __attribute__((warn_unused_result)) int state_lease_release(struct state *st, co
  * do it, and state_checkpoint from ONE housekeeping thread (passive: it never blocks writers;
  * another process checkpointing at the same time makes it a no-op). */
 int state_background_checkpoints(struct state *st);
+/* state_checkpoint also writes the counter updates SQLite held back while it could not write. */
 int state_checkpoint(struct state *st);
 
 /* state_now_ms is the store's clock (CLOCK_REALTIME in ms), exposed for tests and callers. */

@@ -517,6 +517,48 @@ static void test_on_disk(const char *path)
     sqlite3_close(db);
 }
 
+/* A write lock held by another connection: counter updates are held in memory and the store
+ * says why; reads go on; once the lock is gone state_checkpoint writes them, each once. */
+static void test_held_writes(const char *path)
+{
+    struct state *st = NULL;
+    sqlite3 *other = NULL;
+    int64_t v = -1;
+    char why[256] = "";
+    is_int(state_open(&st, path), 0, "held writes: open the store");
+    if (st == NULL)
+        return;
+    is_int(state_counter_add(st, "c:held", 5, NULL), 0, "a counter written before the lock");
+    ok(sqlite3_open_v2(path, &other, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+           sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK,
+       "another connection takes the write lock");
+    int64_t t0 = state_now_ms();
+    struct state_delta d[] = {{"c:held", 2}, {"c:held2", 7}};
+    is_int(state_counter_add_many(st, d, 2), 0, "add_many while locked: held, 0");
+    is_int(state_counter_add(st, "c:held", 1, NULL), 0, "counter_add without a value: held, 0");
+    int64_t waited = state_now_ms() - t0;
+    ok(waited >= 1500 && waited < 3500,
+       "the first write waited for the lock (busy timeout), the second did not");
+    is_int(state_counter_add(st, "c:held", 1, &v), OAI_ESTATE,
+           "counter_add that needs the new value fails (quota reservations fail closed)");
+    ok(!state_healthy(st, why, sizeof why) && strstr(why, "locked") != NULL,
+       "state_healthy reports the failing writes");
+    is_int(state_counter_get(st, "c:held", &v), 0, "reads go on");
+    is_int(v, 5, "held updates are not in the store yet");
+    sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(other);
+    is_int(state_checkpoint(st), 0, "state_checkpoint once the lock is gone");
+    is_int(state_counter_get(st, "c:held", &v), 0, "counter_get");
+    is_int(v, 8, "the held updates were written, once");
+    is_int(state_counter_get(st, "c:held2", &v), 0, "counter_get");
+    is_int(v, 7, "the held update of a new counter too");
+    is_int(state_checkpoint(st), 0, "a second state_checkpoint");
+    is_int(state_counter_get(st, "c:held", &v), 0, "counter_get");
+    is_int(v, 8, "writes nothing twice");
+    ok(state_healthy(st, why, sizeof why), "healthy again after a write succeeded");
+    state_close(st);
+}
+
 /* ---- concurrency --------------------------------------------------------------------------- */
 
 struct worker {
@@ -1270,6 +1312,7 @@ int main(void)
     test_open_failures();
     struct target sqlite = {path, NULL, NULL};
     test_concurrency(&sqlite);
+    test_held_writes(path);
 
     test_bad_urls();
     test_unreachable();
