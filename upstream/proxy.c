@@ -1225,8 +1225,13 @@ int proxy_family(const struct proxy_call *c, char *out, size_t n)
 void proxy_generate(const struct proxy_call *c, const struct proxy_sink *s)
 {
     struct run *r = calloc(1, sizeof *r);
-    if (!r) {
-        s->reply(s->ctx, 500, "{}", 2, NULL);
+    if (!r) { /* nothing left to build an error with: a fixed one in the client's format */
+        static const char oai[] = "{\"error\":{\"message\":\"out of memory\",\"type\":"
+                                  "\"server_error\",\"param\":null,\"code\":\"internal_error\"}}";
+        static const char anth[] = "{\"type\":\"error\",\"error\":{\"type\":\"api_error\","
+                                   "\"message\":\"out of memory\"}}";
+        int a = c->api == PROXY_ANTHROPIC;
+        s->reply(s->ctx, 500, a ? anth : oai, a ? sizeof anth - 1 : sizeof oai - 1, NULL);
         return;
     }
     r->c = c;
