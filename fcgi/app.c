@@ -798,10 +798,20 @@ static int ends_with(const char *s, const char *suffix)
     return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
+__attribute__((weak)) void app_request_begins(struct io *io)
+{
+    (void)io;
+}
+
+__attribute__((weak)) void app_request_ends(void)
+{
+}
+
 void app_handle(struct app *app, struct io *io)
 {
     struct ctx c;
     struct config scratch;
+    app_request_begins(io);
     atomic_fetch_add(&app->in_flight, 1);
     memset(&c, 0, sizeof c);
     c.app = app;
@@ -825,4 +835,5 @@ void app_handle(struct app *app, struct io *io)
     request_free(&c.rq);
     resp_free(&c.resp);
     atomic_fetch_sub(&app->in_flight, 1);
+    app_request_ends();
 }

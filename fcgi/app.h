@@ -41,4 +41,10 @@ void app_free(struct app *app);
  * unless the client is gone. Safe to call from many threads at once. */
 void app_handle(struct app *app, struct io *io);
 
+/* app_request_begins and app_request_ends bracket every request in app_handle. They do
+ * nothing; the fault-injection build (tests/faults/faults.c) replaces them to fail one of the
+ * request's allocations. */
+void app_request_begins(struct io *io);
+void app_request_ends(void);
+
 #endif

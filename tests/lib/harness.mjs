@@ -76,7 +76,7 @@ export function baseEnv(extra = {}) {
 // ---- temp dirs and processes -------------------------------------------------------------------
 const tempDirs = new Set();
 const procs = new Set();
-const marks = new Set();
+const marks = new Map(); // lighttpd run mark -> the gateway binary it spawns
 
 /** mkdtemp under os.tmpdir() (`oai-it-…`), removed at the end of the run. */
 export function tmpDir(tag = '') {
@@ -140,11 +140,11 @@ export async function run(cmd, args, { env, input, timeout = 20000, cwd } = {}) 
   return { code: r.code, signal: r.signal, stdout: child.stdoutText(), stderr: child.stderrText(), stdoutBuf: Buffer.concat(child.out), timedOut, error: r.error };
 }
 
-/** Pids of gateway processes (exe = $OAI_BIN) whose environment carries OAI_IT_MARK=<mark>. */
-export function gatewayPids(mark) {
+/** Pids of gateway processes (exe = `bin`, default $OAI_BIN) whose environment carries OAI_IT_MARK=<mark>. */
+export function gatewayPids(mark, bin = BIN) {
   const pids = [];
   let exe = null;
-  try { exe = fs.realpathSync(BIN); } catch { return pids; }
+  try { exe = fs.realpathSync(bin); } catch { return pids; }
   for (const ent of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(ent)) continue;
     try {
@@ -182,12 +182,12 @@ function killPids(pids) {
 
 async function stopAll() {
   await Promise.all([...procs].map((c) => stopProc(c, 4000)));
-  for (const m of marks) killPids(gatewayPids(m));
+  for (const [m, b] of marks) killPids(gatewayPids(m, b));
 }
 
 onCleanup(async () => {
   for (const c of procs) { try { c.kill('SIGKILL'); } catch { /* gone */ } }
-  for (const m of marks) killPids(gatewayPids(m));
+  for (const [m, b] of marks) killPids(gatewayPids(m, b));
   for (const d of [...tempDirs]) removeDir(d);
 });
 
@@ -345,6 +345,7 @@ export function renderConf({ port, rundir, mount = '/', procs = 2, extra = '', s
  *   stateDir: directory for state.db (default: the run dir)
  *   config:   ({port, rundir, statePath}) => config text, instead of the rendered template
  *   healthPath: path polled until 200 (default <mount>/healthz); null = only wait for the port
+ *   bin:      the gateway binary (default $OAI_BIN)
  * Returns {url (origin + mount, no trailing slash), origin, port, rundir, statePath, proc, mark,
  * errorLog(), stop()}.
  */
@@ -360,16 +361,16 @@ export async function startLighttpd(opts = {}) {
   }
 }
 
-async function startLighttpdOnce({ env = {}, mount = '/', procs = 2, extra = '', stateDir, config, healthPath, timeout = 10000 } = {}) {
-  if (!BIN) throw new Error('OAI_BIN is not set');
+async function startLighttpdOnce({ env = {}, mount = '/', procs = 2, extra = '', stateDir, config, healthPath, timeout = 10000, bin = BIN } = {}) {
+  if (!bin) throw new Error('OAI_BIN is not set');
   const rundir = tmpDir('lh-');
   const port = await freePort();
   const statePath = path.join(stateDir || rundir, 'state.db');
-  const text = config ? await config({ port, rundir, statePath }) : await renderConf({ port, rundir, mount, procs, extra, statePath });
+  const text = config ? await config({ port, rundir, statePath }) : await renderConf({ port, rundir, mount, procs, extra, statePath, bin });
   const conf = path.join(rundir, 'lighttpd.conf');
   fs.writeFileSync(conf, text);
   const mark = path.basename(rundir);
-  marks.add(mark);
+  marks.set(mark, bin);
   const proc = spawnTracked(LIGHTTPD, ['-D', '-f', conf], { env: baseEnv({ OAI_IT_MARK: mark, ...CHECKER_OFF, ...env }) });
   const origin = `http://127.0.0.1:${port}`;
   const m = mount.replace(/\/+$/, '');
@@ -382,15 +383,15 @@ async function startLighttpdOnce({ env = {}, mount = '/', procs = 2, extra = '',
   };
   const h = {
     url: origin + m, origin, port, rundir, statePath, proc, mark, conf, errorLog,
-    gatewayPids: () => gatewayPids(mark),
+    gatewayPids: () => gatewayPids(mark, bin),
     async stop() {
       const r = await stopProc(proc, 5000);
       return r;
     },
     async stopAndClean() {
       await h.stop();
-      for (let i = 0; i < 30 && gatewayPids(mark).length; i++) await sleep(100);
-      killPids(gatewayPids(mark));
+      for (let i = 0; i < 30 && gatewayPids(mark, bin).length; i++) await sleep(100);
+      killPids(gatewayPids(mark, bin));
       removeDir(rundir);
     },
   };
