@@ -448,6 +448,34 @@ test('HTTP clients that hang up on a stream while the upstream thinks (heartbeat
   await ledger('hang-ups');
 }, { timeout: 90000 });
 
+test('a client that hangs up while its stream waits in the queue for a cooling key: it leaves the queue, nothing more goes upstream', async () => {
+  await sameDescriptors('queue hang-up', async () => {
+    G.mock.keyScenario(G.sa.email, 'rate429ra5'); // every answer 429 with Retry-After: 5
+    const m = mark('text', `queue${++seq}`);
+    const ac = new AbortController();
+    const p = fetch(`${L.url}${GCP}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth() }, body: JSON.stringify({ model: MODEL, stream: true, messages: user(m) }), signal: ac.signal })
+      .then(async (res) => { for await (const x of res.body) void x; }).catch(() => null);
+    await G.mock.waitFor(() => G.mock.find(m).length === 1, 5000);
+    await sleep(1300); // waiting for the cooldown, past the first heartbeat
+    const q = await fetchText(`${L.url}/status`);
+    equal(q.json && q.json[FAMILY] && q.json[FAMILY].proomptersInQueue, 1, 'the info page counts the waiting request');
+    ac.abort();
+    await p;
+    G.mock.keyScenario(G.sa.email, null);
+    let s2 = null;
+    for (let i = 0; i < 30; i++) {
+      s2 = await fetchText(`${L.url}/status`);
+      if (s2.json && s2.json[FAMILY] && s2.json[FAMILY].proomptersInQueue === 0) break;
+      await sleep(100);
+    }
+    equal(s2.json && s2.json[FAMILY] && s2.json[FAMILY].proomptersInQueue, 0, 'the queue is empty again');
+    await G.mock.waitFor(() => G.mock.find(m).length > 1, 5000); // past the cooldown: a retry would have come
+    equal(G.mock.find(m).length, 1, 'no attempt after the hang-up');
+    note('chat', 200); // the stream had begun (heartbeats)
+  });
+  await ledger('queue hang-up');
+}, { timeout: 60000 });
+
 // ---- the network ---------------------------------------------------------------------------------
 
 /** A gateway whose Vertex host (and, with `token`, the token host) is reached at `target` (host:port). */

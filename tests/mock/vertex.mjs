@@ -113,8 +113,8 @@ export const anthropicName = (vertexId) => vertexId.replace('@', '-');
 // error answers. Each returns {events, gzip?, end?} (end: 'stop' (default, clean end), 'destroy'
 // (connection reset mid-body)), {gen} (an async generator of events, for endless streams), or
 // {status, json, headers} (an error / fixed answer). Error answers: rate429 (429
-// RESOURCE_EXHAUSTED per-minute quota, Google's array shape), rate429ra / rate429ra1 (the same
-// with Retry-After 2 / 1), rate429once, quotaDay429 (429 RESOURCE_EXHAUSTED tokens-per-day quota),
+// RESOURCE_EXHAUSTED per-minute quota, Google's array shape), rate429ra / rate429ra1 /
+// rate429ra5 (the same with Retry-After 2 / 1 / 5), rate429once, quotaDay429 (429 RESOURCE_EXHAUSTED tokens-per-day quota),
 // bad400, overloaded529 (Anthropic shape), unavailable503 (503 UNAVAILABLE, array shape),
 // notfound404, auth401.
 const RATE_MSG = 'Quota exceeded for aiplatform.googleapis.com/online_prediction_requests_per_base_model with base model: anthropic-claude-sonnet-4-5. Please submit a quota increase request. https://cloud.google.com/vertex-ai/docs/generative-ai/quotas-genai.';
@@ -124,6 +124,7 @@ export const SCENARIOS = {
   rate429: () => ({ status: 429, json: [googleError(429, 'RESOURCE_EXHAUSTED', RATE_MSG)] }),
   rate429ra: () => ({ status: 429, headers: { 'retry-after': '2' }, json: [googleError(429, 'RESOURCE_EXHAUSTED', RATE_MSG)] }),
   rate429ra1: () => ({ status: 429, headers: { 'retry-after': '1' }, json: [googleError(429, 'RESOURCE_EXHAUSTED', RATE_MSG)] }),
+  rate429ra5: () => ({ status: 429, headers: { 'retry-after': '5' }, json: [googleError(429, 'RESOURCE_EXHAUSTED', RATE_MSG)] }),
   quotaDay429: () => ({ status: 429, json: [googleError(429, 'RESOURCE_EXHAUSTED', QUOTA_DAY_MSG)] }),
   unavailable503: () => ({ status: 503, json: [googleError(503, 'UNAVAILABLE', 'The service is currently unavailable.')] }),
   // 429 on the first request with this marker, then a normal answer
