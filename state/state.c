@@ -26,7 +26,8 @@
  * accounting survives the fault unless the process ends first. After a write found the lock
  * taken for BUSY_TIMEOUT_MS, writes do not wait for it again for BUSY_BACKOFF_MS, so a lock
  * that is not let go costs each request nothing rather than seconds per write. state_healthy
- * reports the last write failure until a write succeeds.
+ * reports a failure until a write succeeds, or for FAILED_NEWS_MS when nothing waits to be
+ * written.
  *
  * A struct state must not cross fork(): a child opens its own (SQLite's file locks are per
  * process, and a Redis connection cannot be shared). Calls from the wrong process fail with
@@ -53,6 +54,7 @@
 #define BUSY_TIMEOUT_MS   2000 /* contention between our writers is a matter of milliseconds */
 #define BUSY_BACKOFF_MS   1000
 #define PENDING_MAX       512
+#define FAILED_NEWS_MS    10000
 #define PURGE_INTERVAL_MS 1000
 
 enum stmt_id {
@@ -151,7 +153,6 @@ struct state {
     struct state_pending *pending; /* counter updates not written yet */
     size_t npending;
     int64_t pending_warned_ms;
-    int64_t dropped;        /* updates lost because pending was full */
 };
 
 struct state_pending {
@@ -604,7 +605,9 @@ int state_healthy(struct state *st, char *why, size_t n)
     }
     pthread_mutex_lock(&st->mu);
     if (st->rd == NULL) {
-        healthy = st->failed_ms == 0;
+        /* a failure is news for FAILED_NEWS_MS, and for as long as updates wait to be written */
+        healthy = st->failed_ms == 0 ||
+                  (!st->npending && state_now_ms() - st->failed_ms > FAILED_NEWS_MS);
         if (!healthy && why != NULL && n > 0)
             snprintf(why, n, "failing since %llds ago: %s%s",
                      (long long)((state_now_ms() - st->failed_ms) / 1000), st->failed_why,
@@ -1035,7 +1038,6 @@ static int hold(struct state *st, const struct state_delta *d, size_t n)
         }
         st->pending[k].delta += d[i].delta;
     }
-    st->dropped += (int64_t)lost;
     int64_t now = state_now_ms();
     if (lost || now - st->pending_warned_ms >= 1000) {
         st->pending_warned_ms = now;

@@ -51,8 +51,9 @@ void state_close(struct state *st);
 /* state_path borrows the path the store was opened with; for Redis, the URL with its password
  * replaced by "***" (safe to log, and stable enough to serve as a cache key). */
 const char *state_path(const struct state *st);
-/* state_healthy returns 1 if the store answers now (Redis: PING; SQLite: unless its last write
- * failed), else 0 with the reason in why[n] (may be NULL; never a secret). */
+/* state_healthy returns 1 if the store answers now (Redis: PING; SQLite: unless a recent call
+ * failed and no write succeeded since), else 0 with the reason in why[n] (may be NULL; never a
+ * secret). */
 int state_healthy(struct state *st, char *why, size_t n);
 
 /* state_counter_add adds delta to counter name (created at 0) and stores the new value in
