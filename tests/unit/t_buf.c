@@ -1,6 +1,7 @@
 /* Unit tests for common/buf (ceilings), common/util (strict JSON, UTF-8 repair, numbers, ids) and
  * err. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/buf.h"
 #include "common/err.h"
@@ -78,6 +79,28 @@ static void test_utf8(void)
     utf8_case("\xf4\x90\x80\x80", 4, 0, FFFD FFFD FFFD FFFD, "above U+10FFFF");
     utf8_case("ab\xe2\x82", 4, 2, "ab" FFFD, "a sequence cut short at the end: one");
     utf8_case("\xff\xfe", 2, 0, FFFD FFFD, "bytes that never occur");
+    /* random bytes: the repair is always well-formed, and leaves well-formed input alone */
+    unsigned seed = 12345;
+    int bad_out = 0, changed_good = 0;
+    for (int round = 0; round < 20000; round++) {
+        unsigned char in[24];
+        size_t n = (size_t)(round % 24);
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 1103515245u + 12345u;
+            in[i] = (unsigned char)(seed >> 16);
+        }
+        struct buf b;
+        buf_init(&b, 256);
+        if (util_utf8_repair((const char *)in, n, &b) != 0 ||
+            util_utf8_prefix(b.data ? b.data : "", b.len) != b.len)
+            bad_out++;
+        if (util_utf8_prefix((const char *)in, n) == n &&
+            (b.len != n || (n && memcmp(b.data, in, n) != 0)))
+            changed_good++;
+        buf_free(&b);
+    }
+    is_int(bad_out, 0, "20000 random inputs: every repair is well-formed UTF-8");
+    is_int(changed_good, 0, "and well-formed inputs come out unchanged");
     struct buf small;
     buf_init(&small, 4);
     is_int(util_utf8_repair("\xff\xff", 2, &small), OAI_ELIMIT, "the buffer's ceiling holds");
