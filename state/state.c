@@ -22,8 +22,8 @@
  * When SQLite cannot write (another program holds the write lock, a full disk, an I/O error),
  * the counter updates that cannot wait - a request's usage and metrics, a quota settlement - are
  * held in memory (merged per counter, at most PENDING_MAX counters) and written with the next
- * counter write that succeeds, or by state_checkpoint within a second of the store recovering:
- * accounting survives the fault unless the process ends first. After a write found the lock
+ * counter write that succeeds, or by state_checkpoint within a second of the store recovering,
+ * or at the latest by state_close: accounting survives the fault unless it outlasts the process. After a write found the lock
  * taken for BUSY_TIMEOUT_MS, writes do not wait for it again for BUSY_BACKOFF_MS, so a lock
  * that is not let go costs each request nothing rather than seconds per write. state_healthy
  * reports a failure until a write succeeds, or for FAILED_NEWS_MS when nothing waits to be
@@ -533,13 +533,18 @@ int state_checkpoint(struct state *st)
     return OAI_ESTATE;
 }
 
-/* state_close finalises the statements, closes the connection and frees st; NULL is a no-op.
+/* state_close tries once more to write held counter updates, finalises the statements, closes
+ * the connection and frees st; NULL is a no-op.
  * No other thread may be using st. */
 void state_close(struct state *st)
 {
     if (st == NULL)
         return;
     state_redis_close(st->rd);
+    if (st->npending && st->db != NULL) { /* a last try (a CGI process has no later) */
+        sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+        (void)add_many(st, NULL, 0);
+    }
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(st->stmt[i]);
     if (st->db != NULL && sqlite3_close(st->db) != SQLITE_OK)

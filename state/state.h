@@ -46,7 +46,8 @@ __attribute__((warn_unused_result)) int state_open(struct state **out, const cha
  * caller's to close. */
 __attribute__((warn_unused_result)) int state_open_url(struct state **out, const char *url,
                                                        const char *prefix);
-/* state_close closes the store; NULL is a no-op. */
+/* state_close closes the store (SQLite: after a last try to write held counter updates); NULL
+ * is a no-op. */
 void state_close(struct state *st);
 /* state_path borrows the path the store was opened with; for Redis, the URL with its password
  * replaced by "***" (safe to log, and stable enough to serve as a cache key). */

@@ -556,6 +556,19 @@ static void test_held_writes(const char *path)
     is_int(state_counter_get(st, "c:held", &v), 0, "counter_get");
     is_int(v, 8, "writes nothing twice");
     ok(state_healthy(st, why, sizeof why), "healthy again after a write succeeded");
+
+    /* a process that ends with updates held (CGI) writes them as it closes the store */
+    ok(sqlite3_open_v2(path, &other, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+           sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK,
+       "the write lock taken again");
+    is_int(state_counter_add(st, "c:held", 10, NULL), 0, "an update held");
+    sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(other);
+    state_close(st);
+    st = NULL;
+    is_int(state_open(&st, path), 0, "reopen");
+    is_int(st ? state_counter_get(st, "c:held", &v) : -1, 0, "counter_get");
+    is_int(v, 18, "state_close wrote the held update");
     state_close(st);
 }
 
