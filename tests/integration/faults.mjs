@@ -3,15 +3,16 @@
 // as usual, then answers with a fault (tests/mock/faults.mjs): its well-formed reply cut at byte
 // offsets (sampled: every part boundary ±1 plus random offsets; OAI_FAULT_OFFSETS=all tries every
 // byte), a stall before or after the headers, an endless header, a 100 MB body, invalid UTF-8.
-// Separate gateways meet a TLS handshake that fails three ways and a DNS name that does not resolve.
-// Clients hang up while the upstream is thinking and mid-stream.
+// The Bedrock mock's event stream is cut the same way. Separate gateways meet a TLS handshake that
+// fails three ways, a closed port and a DNS name that does not resolve. Clients go away at each
+// stage of a request.
 //
 // For every fault: the client gets a clear error in its own API's format (or a complete answer,
 // when the cut came after the reply was whole); the upstream connection is closed by the gateway
-// when it gives up; the gateway's open descriptors are the same before and after; and its
-// accounting holds - every request is counted once in /metrics with the status the client saw,
-// and the user's token counter (whose pre-request reservation must be settled, not left behind)
-// equals the gateway-wide one.
+// when it gives up; the gateway holds no more descriptors afterwards (give or take a pooled
+// upstream connection); and its accounting holds - every request is counted once in /metrics
+// with the status the client saw, and the user's token counter (whose pre-request reservation
+// must be settled, not left behind) equals the gateway-wide one.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -22,7 +23,7 @@ import { FcgiConn, record, encodeParams, T } from '../lib/fcgi.mjs';
 import { mark } from '../mock/claude.mjs';
 import { makeTls } from '../mock/tls.mjs';
 import { HUGE } from '../mock/faults.mjs';
-import { setupMock, startGateway, postStream, chunksOf, joinContent, client, OpenAI, importError, GCP, MODEL } from '../mock/gateway.mjs';
+import { setupMock, setupBedrock, startGateway, postStream, chunksOf, joinContent, OpenAI, importError, GCP, AWS, MODEL } from '../mock/gateway.mjs';
 
 const ADMIN_KEY = randomSecret('adm-');
 const TEXT = 'Hello from the Vertex mock.';
@@ -105,27 +106,39 @@ async function sameDescriptors(what, fn) {
     await sleep(100);
     after = descriptors();
   }
-  const gone = before.filter((x) => !after.includes(x));
-  const added = after.filter((x) => !before.includes(x));
-  // fewer is fine (a pooled upstream connection may have closed); more is a leak
-  ok(after.length <= before.length, `${what}: the gateway holds no more descriptors than before (${before.length} → ${after.length})`, { added, gone });
+  noLeak(what, before, after);
 }
 
+/**
+ * The descriptors after a run of faults against those before. The pool of upstream connections
+ * may hold one or two more or fewer (a request that starts while the previous one still reads the
+ * end of its reply takes another pooled handle); a leak grows with the number of faults.
+ */
+function noLeak(what, before, after) {
+  const added = after.filter((x) => !before.includes(x));
+  const gone = before.filter((x) => !after.includes(x));
+  ok(after.length <= before.length + SLACK, `${what}: no descriptor leak (${before.length} → ${after.length})`, { added, gone });
+}
+const SLACK = 2;
+
+/** The gateway under test: lighttpd, the mock, the provider route, the answer's text, whether the ledger counts it. */
+const VERTEX = { get l() { return L; }, get mock() { return G.mock; }, base: GCP, text: TEXT, ledger: true, headers: () => auth() };
+
 /** A request on `route` whose upstream answer is fault `spec` (null: a normal answer). */
-async function call(route, stream, spec, { tag = 'f', body: extra = {} } = {}) {
+async function call(route, stream, spec, { tag = 'f', body: extra = {}, at = VERTEX } = {}) {
   const m = mark('text', `${tag}${++seq}`);
-  if (spec) G.mock.faults.set(m, spec);
-  const url = `${L.url}${GCP}/${route === 'chat' ? 'chat/completions' : 'messages'}`;
+  if (spec) at.mock.faults.set(m, spec);
+  const url = `${at.l.url}${at.base}/${route === 'chat' ? 'chat/completions' : 'messages'}`;
   const body = { model: MODEL, max_tokens: 1000, stream, messages: user(m), ...extra };
-  const headers = { 'content-type': 'application/json', ...auth() };
+  const headers = { 'content-type': 'application/json', ...at.headers() };
   if (route === 'messages') headers['anthropic-version'] = '2023-06-01';
   const t0 = Date.now();
   const r = stream
     ? await postStream(url, body, { headers, timeout: 60000 })
     : await fetchText(url, { method: 'POST', headers, body: JSON.stringify(body), timeout: 60000 });
   r.ms = Date.now() - t0;
-  r.recs = G.mock.find(m);
-  note(route, r.status);
+  r.recs = at.mock.find(m);
+  if (at.ledger) note(route, r.status);
   return r;
 }
 
@@ -155,15 +168,15 @@ function errorShape(route, r) {
 }
 
 /** Is `r` the complete, correct answer? */
-function complete(route, stream, r) {
+function complete(route, stream, r, text = TEXT) {
   if (r.status !== 200) return false;
   if (!stream) {
-    if (route === 'chat') return r.json && r.json.choices && r.json.choices[0].message.content === TEXT && r.json.choices[0].finish_reason === 'stop';
-    return r.json && r.json.type === 'message' && r.json.content[0].text === TEXT;
+    if (route === 'chat') return r.json && r.json.choices && r.json.choices[0].message.content === text && r.json.choices[0].finish_reason === 'stop';
+    return r.json && r.json.type === 'message' && r.json.content[0].text === text;
   }
   if (route === 'chat') {
     const ch = chunksOf(r);
-    return r.done === 1 && joinContent(ch) === TEXT && ch.some((c) => c.choices && c.choices[0] && c.choices[0].finish_reason === 'stop') && !ch.some((c) => c && c.error);
+    return r.done === 1 && joinContent(ch) === text && ch.some((c) => c.choices && c.choices[0] && c.choices[0].finish_reason === 'stop') && !ch.some((c) => c && c.error);
   }
   return r.events.some((e) => e.event === 'message_stop') && !r.events.some((e) => e.event === 'error');
 }
@@ -197,40 +210,62 @@ test('start the Vertex mock and lighttpd (one gateway process, a user token)', a
   ok(complete('chat', false, g), 'a plain request works', g.body);
 }, { timeout: 30000 });
 
+/**
+ * Cut the well-formed reply of `at` at sampled offsets for `route` / `stream`: every answer is a
+ * clear error, or the whole answer once the reply was complete (the JSON's last byte; a stream's
+ * message_stop), and the gateway leaks no descriptor.
+ */
+async function cuts(at, route, stream, random) {
+  // the real answer's layout: ask the mock for one well-formed reply and look at it
+  const probe = await call(route, stream, { kind: 'cut', at: 1e9 }, { tag: 'probe', at });
+  ok(complete(route, stream, probe, at.text), 'an uncut reply (closed after its last byte) is answered whole', probe.body || probe.events.map((e) => e.data));
+  const rec = probe.recs[0] || {};
+  const len = rec.rawLength;
+  ok(len > 100, `the well-formed reply is ${len} bytes`);
+  const ans = rec.answer;
+  const whole = ans ? ans.marks.find((x) => x.what === (stream ? 'message_stop' : 'body')).offset : len;
+  const offs = ans ? offsets(ans, random) : [];
+  await call(route, false, null, { tag: 'g', at }); // a pooled connection, as there will be after
+  const before = descriptors(at.l);
+  const tally = { error: 0, complete: 0 };
+  const problems = [];
+  for (const cut of offs) {
+    const r = await call(route, stream, { kind: 'cut', at: cut }, { at });
+    if (complete(route, stream, r, at.text)) {
+      tally.complete++;
+      if (cut < whole) problems.push(`cut at ${cut} (< ${whole}): a complete answer from an incomplete reply`);
+      continue;
+    }
+    tally.error++;
+    const bad = errorShape(route, r);
+    if (bad) problems.push(`cut at ${cut}: ${bad}`);
+    else if (cut >= whole && cut < len && !stream) problems.push(`cut at ${cut}: an error although the reply was whole`);
+    if (r.recs.length < 1 || r.recs.length > 3) problems.push(`cut at ${cut}: ${r.recs.length} upstream attempts`);
+  }
+  ok(offs.length > 20, `${offs.length} offsets tried`);
+  ok(!problems.length, `every cut answered properly (${tally.error} errors, ${tally.complete} complete answers)`, problems.slice(0, 20).join('\n'));
+  await call(route, false, null, { tag: 'g', at }); // leaves a pooled connection, as before
+  noLeak('cuts', before, descriptors(at.l));
+}
+
 for (const [route, stream, random] of [['chat', false, 40], ['chat', true, 60], ['messages', false, 15], ['messages', true, 25]]) {
-  test(`${route} ${stream ? 'stream' : 'non-stream'}: the reply cut at sampled byte offsets → a clear error, or the whole answer once it was complete`, async () => {
-    // the real answer's layout: ask the mock for one well-formed reply and look at it
-    const probe = await call(route, stream, { kind: 'cut', at: 1e9 }, { tag: 'probe' });
-    ok(complete(route, stream, probe), 'an uncut reply (closed after its last byte) is answered whole', probe.body || probe.events.map((e) => e.data));
-    const rec = probe.recs[0] || {};
-    const len = rec.rawLength;
-    ok(len > 100, `the well-formed reply is ${len} bytes`);
-    await sameDescriptors('cuts', async () => {
-      const tally = { error: 0, complete: 0 };
-      const problems = [];
-      // where the reply is whole: JSON once all its bytes are in; a stream once message_stop came
-      const ans = rec.answer;
-      const whole = ans ? ans.marks.find((x) => x.what === (stream ? 'message_stop' : 'body')).offset : len;
-      const offs = ans ? offsets(ans, random) : [];
-      for (const at of offs) {
-        const r = await call(route, stream, { kind: 'cut', at });
-        if (complete(route, stream, r)) {
-          tally.complete++;
-          if (at < whole) problems.push(`cut at ${at} (< ${whole}): a complete answer from an incomplete reply`);
-          continue;
-        }
-        tally.error++;
-        const bad = errorShape(route, r);
-        if (bad) problems.push(`cut at ${at}: ${bad}`);
-        else if (at >= whole && at < len && !stream) problems.push(`cut at ${at}: an error although the reply was whole`);
-        if (r.recs.length < 1 || r.recs.length > 3) problems.push(`cut at ${at}: ${r.recs.length} upstream attempts`);
-      }
-      ok(offs.length > 20, `${offs.length} offsets tried`);
-      ok(!problems.length, `every cut answered properly (${tally.error} errors, ${tally.complete} complete answers)`, problems.slice(0, 20).join('\n'));
-    });
+  test(`Vertex, ${route} ${stream ? 'stream' : 'non-stream'}: the reply cut at sampled byte offsets → a clear error, or the whole answer once it was complete`, async () => {
+    await cuts(VERTEX, route, stream, random);
     await ledger(`${route} cuts`);
   }, { timeout: 600000 });
 }
+
+test('Bedrock: the event stream (one AWS event-stream message per event) and the JSON reply cut at sampled byte offsets', async () => {
+  const B = await setupBedrock();
+  const lb = await startGateway(B, {}, { procs: 1 });
+  const at = { l: lb, mock: B.mock, base: AWS, text: 'Hello from the Bedrock mock.', ledger: false, headers: () => ({}) };
+  for (const [route, stream, random] of [['chat', true, 40], ['messages', true, 20], ['chat', false, 15]]) {
+    diag(`Bedrock ${route} ${stream ? 'stream' : 'non-stream'}`);
+    await cuts(at, route, stream, random);
+  }
+  equal(B.mock.violations.length, 0, 'the Bedrock mock saw only well-signed, well-formed requests', B.mock.violations);
+  await lb.stopAndClean();
+}, { timeout: 600000 });
 
 /** POST and keep the raw bytes of the answer: {status, headers, buf}. */
 async function rawPost(route, stream, m) {

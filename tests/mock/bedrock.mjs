@@ -41,6 +41,8 @@
 // Claude `error` event becomes a modelStreamErrorException message; the Bedrock-only scenarios add a
 // throttlingException message and a frame with a corrupted CRC. Every request is recorded in
 // `requests` (rec.sent: the Anthropic events delivered in valid chunk frames, in order).
+// `mock.faults.set(marker, spec)` answers requests with that marker (once signed and checked)
+// with a fault from tests/mock/faults.mjs, streams as event-stream messages (reset() drops them).
 //
 // Per-credential behaviour (key pools), as AWS differs per access key. Every record carries
 // `rec.accessKeyId`: the access key id named in the SigV4 Credential once the signature verified
@@ -84,6 +86,7 @@ import { Sha256 } from '@aws-crypto/sha256-js';
 import { EventStreamCodec } from '@smithy/eventstream-codec';
 import { toUtf8, fromUtf8 } from '@smithy/util-utf8';
 import { makeTls, AWS_HOSTS, listenLoopback, closeLoopback } from './tls.mjs';
+import { playFault } from './faults.mjs';
 import {
   sleep, b64u, mark, findMarker, readBody, assemble, checkBody, evStart, cbStart, cbDelta, cbStop, evEnd,
   CLAUDE_SCENARIOS,
@@ -409,6 +412,7 @@ export class MockBedrock {
     this.authFailures = [];
     this.queue = [];
     this.markerSeen = new Map();
+    this.faults = new Map(); // marker -> fault spec (tests/mock/faults.mjs)
   }
 
   /** Trust `k` (an awsKey()); with `{secret}` the mock believes a different secret (signatures will not match). */
@@ -597,6 +601,9 @@ export class MockBedrock {
       sign: (t) => this.sign(t), closed: () => closed,
     };
     const out = fn(ctx);
+    const fault = rec.marker && this.faults.get(rec.marker);
+    // fixed padding: a faulty answer has the same layout every time, so byte offsets carry over
+    if (fault) return playFault(rec, res, fault, out.events || [], { contentType: EVENTSTREAM, event: (e) => chunkFrame(e, 'pad') });
     if (out.status) return answer(out.status, out.type, out.message, out.extra, out.messageKey);
     if (probe) return refuseProbe(); // a key's error scenario answers the probe, any other gives way
     if (!rec.stream) {

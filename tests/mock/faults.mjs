@@ -5,6 +5,9 @@
 //
 // The well-formed answer of an event list (`rawAnswer`) is what Vertex sends: rawPredict a JSON
 // body with Content-Length, streamRawPredict an SSE body in chunked encoding, one chunk per event.
+// A mock whose streams look different passes its own encoding (`wire`: {contentType, event(e) →
+// Buffer}); Bedrock's is one AWS event-stream message per event. 'stall' and 'bytes' work with
+// any encoding; 'huge' writes SSE.
 //
 // Specs ({kind, …}):
 //   {kind: 'cut', at}        the well-formed answer up to byte `at`, then the connection closes
@@ -29,8 +32,11 @@ const head = (lines) => Buffer.from(`${['HTTP/1.1 200 OK', ...lines, 'Connection
 const sseEvent = (e) => `event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`;
 const chunk = (b) => Buffer.concat([Buffer.from(`${b.length.toString(16)}\r\n`), b, Buffer.from('\r\n')]);
 const JSON_HEAD = (len) => head(['Content-Type: application/json; charset=UTF-8', `Content-Length: ${len}`]);
-const SSE_HEAD = head(['Content-Type: text/event-stream; charset=utf-8', 'Cache-Control: no-cache', 'Transfer-Encoding: chunked']);
+const streamHead = (type) => head([`Content-Type: ${type}`, 'Cache-Control: no-cache', 'Transfer-Encoding: chunked']);
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
+/** Vertex's (and Anthropic's) stream encoding. */
+export const SSE = { contentType: 'text/event-stream; charset=utf-8', event: (e) => Buffer.from(sseEvent(e)) };
+const SSE_HEAD = streamHead(SSE.contentType);
 
 /** The message JSON of an event list (message_start's message with the blocks filled in). */
 export function messageOf(events) {
@@ -53,25 +59,26 @@ export function messageOf(events) {
  * marks: [{offset, what}]} (offset = first byte after the part; for an SSE event, after its data,
  * before the CRLF that ends its chunk).
  */
-export function rawAnswer(events, stream) {
+export function rawAnswer(events, stream, wire = SSE) {
   if (!stream) {
     const body = Buffer.from(JSON.stringify(messageOf(events)));
     const h = JSON_HEAD(body.length);
     return { bytes: Buffer.concat([h, body]), headEnd: h.length, marks: [{ offset: h.length, what: 'headers' }, { offset: h.length + body.length, what: 'body' }] };
   }
-  const parts = [SSE_HEAD];
-  const marks = [{ offset: SSE_HEAD.length, what: 'headers' }];
-  let off = SSE_HEAD.length;
+  const h = streamHead(wire.contentType);
+  const parts = [h];
+  const marks = [{ offset: h.length, what: 'headers' }];
+  let off = h.length;
   for (const e of events) {
     if (e.delay || !e.type) continue;
-    const c = chunk(Buffer.from(sseEvent(e)));
+    const c = chunk(wire.event(e));
     parts.push(c);
     off += c.length;
     marks.push({ offset: off - 2, what: e.type }); // the event's last byte, before the chunk's CRLF
   }
   parts.push(LAST_CHUNK);
   marks.push({ offset: off + LAST_CHUNK.length, what: 'last chunk' });
-  return { bytes: Buffer.concat(parts), headEnd: SSE_HEAD.length, marks };
+  return { bytes: Buffer.concat(parts), headEnd: h.length, marks };
 }
 
 /** Write `b` and resolve once it is flushed (or the socket is gone): false if it is gone. */
@@ -90,8 +97,8 @@ async function flood(rec, sock, next, limit) {
   }
 }
 
-/** Play fault `spec` on the request's socket; `events` is the scenario's well-formed answer. */
-export async function playFault(rec, res, spec, events) {
+/** Play fault `spec` on the request's socket; `events` is the scenario's well-formed answer, `wire` its stream encoding. */
+export async function playFault(rec, res, spec, events, wire = SSE) {
   const sock = res.socket;
   rec.fault = spec.kind;
   rec.status = 200;
@@ -99,7 +106,7 @@ export async function playFault(rec, res, spec, events) {
   rec.closedAt = null;
   const closed = new Promise((r) => sock.once('close', () => { rec.closedAt = Date.now(); r(); }));
   sock.on('error', () => {});
-  const answer = rawAnswer(events, rec.stream);
+  const answer = rawAnswer(events, rec.stream, wire);
   rec.answer = answer;
   switch (spec.kind) {
     case 'cut': {
@@ -135,7 +142,7 @@ export async function playFault(rec, res, spec, events) {
       break;
     }
     case 'bytes': {
-      const body = rec.stream ? Buffer.concat([SSE_HEAD, chunk(spec.body), LAST_CHUNK]) : Buffer.concat([JSON_HEAD(spec.body.length), spec.body]);
+      const body = rec.stream ? Buffer.concat([streamHead(wire.contentType), chunk(spec.body), LAST_CHUNK]) : Buffer.concat([JSON_HEAD(spec.body.length), spec.body]);
       await send(rec, sock, body);
       rec.endedAt = Date.now();
       await Promise.race([closed, new Promise((r) => setTimeout(r, 200))]);
