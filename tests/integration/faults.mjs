@@ -23,7 +23,7 @@ import { FcgiConn, record, encodeParams, T } from '../lib/fcgi.mjs';
 import { mark } from '../mock/claude.mjs';
 import { makeTls } from '../mock/tls.mjs';
 import { HUGE } from '../mock/faults.mjs';
-import { setupMock, setupBedrock, startGateway, postStream, chunksOf, joinContent, OpenAI, importError, GCP, AWS, MODEL } from '../mock/gateway.mjs';
+import { setupMock, setupBedrock, startGateway, postStream, chunksOf, joinContent, client, OpenAI, importError, GCP, AWS, MODEL } from '../mock/gateway.mjs';
 
 const ADMIN_KEY = randomSecret('adm-');
 const TEXT = 'Hello from the Vertex mock.';
@@ -266,6 +266,30 @@ test('Bedrock: the event stream (one AWS event-stream message per event) and the
   equal(B.mock.violations.length, 0, 'the Bedrock mock saw only well-signed, well-formed requests', B.mock.violations);
   await lb.stopAndClean();
 }, { timeout: 600000 });
+
+test('the official openai SDK meets a reply cut mid-body and a stream that stops: an APIError each time, never a silent partial answer', async () => {
+  if (!OpenAI) return;
+  const c = client(L, GCP, { apiKey: USER });
+  const m1 = mark('text', `sdk${++seq}`);
+  G.mock.faults.set(m1, { kind: 'cut', at: 300 }); // inside the JSON body
+  let e = null;
+  try { await c.chat.completions.create({ model: MODEL, messages: user(m1) }); } catch (x) { e = x; }
+  ok(e instanceof OpenAI.APIError, 'non-stream: the SDK raises APIError', e && e.message);
+  equal(e && e.status, 502, 'with status 502');
+  note('chat', 502);
+  const m2 = mark('text', `sdk${++seq}`);
+  G.mock.faults.set(m2, { kind: 'stall', after: 'events' });
+  let got = '';
+  e = null;
+  try {
+    const st = await c.chat.completions.create({ model: MODEL, stream: true, messages: user(m2) });
+    for await (const ch of st) got += (ch.choices[0] && ch.choices[0].delta && ch.choices[0].delta.content) || '';
+  } catch (x) { e = x; }
+  ok(e instanceof OpenAI.APIError, 'stream: the SDK raises APIError when the stream stops', e && e.message);
+  ok(TEXT.startsWith(got) && got.length < TEXT.length, `after the part that had arrived (${JSON.stringify(got)})`);
+  note('chat', 200);
+  await ledger('SDK');
+}, { timeout: 60000 });
 
 /** POST and keep the raw bytes of the answer: {status, headers, buf}. */
 async function rawPost(route, stream, m) {
