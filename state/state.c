@@ -20,8 +20,9 @@
  * deadline, so no call pays for a table scan.
  *
  * When SQLite cannot write (another program holds the write lock, a full disk, an I/O error),
- * the counter updates that cannot wait - a request's usage and metrics, a quota settlement - are
- * held in memory (merged per counter, at most PENDING_MAX counters) and written with the next
+ * or Redis cannot be reached at all, the counter updates that cannot wait - a request's usage and
+ * metrics, a quota settlement - are held in memory (merged per counter, at most PENDING_MAX
+ * counters; on Redis only when the update certainly never left) and written with the next
  * counter write that succeeds, or by state_checkpoint within a second of the store recovering,
  * or at the latest by state_close: accounting survives the fault unless it outlasts the process. After a write found the lock
  * taken for BUSY_TIMEOUT_MS, writes do not wait for it again for BUSY_BACKOFF_MS, so a lock
@@ -152,7 +153,6 @@ struct state {
     char failed_why[128];   /* and why */
     struct state_pending *pending; /* counter updates not written yet */
     size_t npending;
-    int64_t pending_warned_ms;
 };
 
 struct state_pending {
@@ -503,18 +503,19 @@ int state_background_checkpoints(struct state *st)
     return rc;
 }
 
-/* Only the housekeeping thread calls this; it uses a second connection, so that a checkpoint
- * (page copies and an fsync) never holds the mutex request threads wait on. */
+/* Only the housekeeping thread calls this. It takes the mutex only to write held counter
+ * updates; the checkpoint uses a second connection, so that its page copies and fsync never hold
+ * the mutex request threads wait on. */
 int state_checkpoint(struct state *st)
 {
     if (st == NULL || st->pid != getpid())
         return OAI_EINTERNAL;
-    if (st->rd != NULL)
-        return 0;
     pthread_mutex_lock(&st->mu);
     if (st->npending) /* the store may take writes again */
         (void)add_many(st, NULL, 0);
     pthread_mutex_unlock(&st->mu);
+    if (st->rd != NULL)
+        return 0;
     if (!st->ckpt) {
         int src = sqlite3_open_v2(st->path, &st->ckpt, SQLITE_OPEN_READWRITE, NULL);
         if (src == SQLITE_OK)
@@ -540,11 +541,12 @@ void state_close(struct state *st)
 {
     if (st == NULL)
         return;
-    state_redis_close(st->rd);
-    if (st->npending && st->db != NULL) { /* a last try (a CGI process has no later) */
-        sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+    if (st->npending && (st->db != NULL || st->rd != NULL)) { /* a last try (CGI has no later) */
+        if (st->db != NULL)
+            sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
         (void)add_many(st, NULL, 0);
     }
+    state_redis_close(st->rd);
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(st->stmt[i]);
     if (st->db != NULL && sqlite3_close(st->db) != SQLITE_OK)
@@ -641,6 +643,10 @@ int state_counter_add(struct state *st, const char *name, int64_t delta, int64_t
         goto done;
     if (st->rd != NULL) {
         rc = state_redis_counter_add(st->rd, name, delta, &v);
+        if (rc == OAI_ESTATE && value == NULL && state_redis_unsent(st->rd)) {
+            struct state_delta one = {name, delta}; /* it never left: keep it, as below */
+            rc = hold(st, &one, 1);
+        }
         goto unlock;
     }
     s = st->stmt[S_COUNTER_ADD];
@@ -971,14 +977,40 @@ int state_counter_add_many(struct state *st, const struct state_delta *d, size_t
     int rc = enter(st, "counter_add_many");
     if (rc < 0)
         return rc;
-    if (st->rd != NULL) {
-        rc = state_redis_counter_add_many(st->rd, d, n);
-        leave(st, NULL);
-        return rc;
-    }
     rc = add_many(st, d, n);
     leave(st, NULL);
     return rc;
+}
+
+/* add_many for Redis: the held updates and d[0..n) in one MULTI/EXEC. Updates that never left
+ * are held; after a failure whose effect is unknown (a timeout), the held ones are given up
+ * rather than risk counting them twice. With the connection taken. */
+static int add_many_redis(struct state *st, const struct state_delta *d, size_t n)
+{
+    const struct state_delta *all = d;
+    struct state_delta *joined = NULL;
+    size_t total = n, held = st->npending;
+    if (held) {
+        joined = malloc((held + n) * sizeof *joined);
+        if (!joined)
+            return OAI_ENOMEM;
+        for (size_t i = 0; i < held; i++)
+            joined[i] = (struct state_delta){st->pending[i].name, st->pending[i].delta};
+        for (size_t i = 0; i < n; i++)
+            joined[held + i] = d[i];
+        all = joined;
+        total = held + n;
+    }
+    int rc = state_redis_counter_add_many(st->rd, all, total);
+    free(joined);
+    if (rc == 0 || !state_redis_unsent(st->rd)) {
+        if (held)
+            log_info("state %s: %zu held counter updates %s", st->path, held,
+                     rc == 0 ? "written" : "given up (Redis did not answer; they may have been applied)");
+        st->npending = 0;
+        return rc;
+    }
+    return rc == OAI_ESTATE ? hold(st, d, n) : rc;
 }
 
 /* bump adds one delta inside add_many's transaction. */
@@ -997,10 +1029,13 @@ static int bump(struct state *st, const char *name, int64_t delta)
 
 /* add_many writes the held updates and d[0..n) in one transaction; if it fails, d joins the
  * held updates. With the connection taken. */
+static int add_many_redis(struct state *st, const struct state_delta *d, size_t n);
 static int add_many(struct state *st, const struct state_delta *d, size_t n)
 {
     if (n == 0 && st->npending == 0)
         return 0;
+    if (st->rd != NULL)
+        return add_many_redis(st, d, n);
     int rc = step_plain(st, S_BEGIN, "counter_add_many");
     for (size_t i = 0; rc == 0 && i < st->npending; i++)
         rc = bump(st, st->pending[i].name, st->pending[i].delta);
@@ -1026,6 +1061,7 @@ static int add_many(struct state *st, const struct state_delta *d, size_t n)
 static int hold(struct state *st, const struct state_delta *d, size_t n)
 {
     size_t lost = 0;
+    int was_empty = st->npending == 0;
     for (size_t i = 0; i < n; i++) {
         size_t k = 0;
         while (k < st->npending && strcmp(st->pending[k].name, d[i].name) != 0)
@@ -1043,12 +1079,10 @@ static int hold(struct state *st, const struct state_delta *d, size_t n)
         }
         st->pending[k].delta += d[i].delta;
     }
-    int64_t now = state_now_ms();
-    if (lost || now - st->pending_warned_ms >= 1000) {
-        st->pending_warned_ms = now;
-        log_warn("state %s: %zu counters held in memory until the store takes writes again%s",
-                 st->path, st->npending, lost ? "; some updates were lost (too many counters)" : "");
-    }
+    /* once when holding begins (the failure itself is logged where it happens), and each loss */
+    if (lost || (was_empty && st->npending))
+        log_warn("state %s: counter updates held in memory until the store takes them again%s",
+                 st->path, lost ? "; some were lost (too many counters)" : "");
     return lost ? OAI_ESTATE : 0;
 }
 

@@ -46,7 +46,7 @@ __attribute__((warn_unused_result)) int state_open(struct state **out, const cha
  * caller's to close. */
 __attribute__((warn_unused_result)) int state_open_url(struct state **out, const char *url,
                                                        const char *prefix);
-/* state_close closes the store (SQLite: after a last try to write held counter updates); NULL
+/* state_close closes the store (after a last try to write held counter updates); NULL
  * is a no-op. */
 void state_close(struct state *st);
 /* state_path borrows the path the store was opened with; for Redis, the URL with its password
@@ -58,8 +58,8 @@ const char *state_path(const struct state *st);
 int state_healthy(struct state *st, char *why, size_t n);
 
 /* state_counter_add adds delta to counter name (created at 0) and stores the new value in
- * *value (may be NULL). With value NULL, SQLite keeps an update it cannot write for later (see
- * state_checkpoint) and returns 0. */
+ * *value (may be NULL). With value NULL, an update the store cannot take is kept for later (see
+ * state_checkpoint) and 0 returned: on SQLite always, on Redis when it never reached a server. */
 __attribute__((warn_unused_result)) int state_counter_add(struct state *st, const char *name,
                                                           int64_t delta, int64_t *value);
 /* state_counter_get reads counter name; a missing counter reads 0. */
@@ -100,8 +100,9 @@ __attribute__((warn_unused_result)) int state_counter_scan(struct state *st, con
 
 /* state_counter_add_many adds every delta in one transaction (all or none; on Redis one
  * MULTI/EXEC, so a counter key holding something else than an integer fails only its own add).
- * SQLite keeps updates it cannot write (a lock held elsewhere, a full disk, an I/O error) in
- * memory and writes them with the next counter write that succeeds; 0 then. */
+ * Updates the store cannot take (SQLite: a lock held elsewhere, a full disk, an I/O error; Redis:
+ * no connection to be had) are kept in memory and written with the next counter write that
+ * succeeds; 0 then. */
 struct state_delta {
     const char *name;
     int64_t delta;
@@ -118,13 +119,14 @@ __attribute__((warn_unused_result)) int state_lease_acquire(struct state *st, co
 __attribute__((warn_unused_result)) int state_lease_release(struct state *st, const char *name,
                                                             const char *owner);
 
-/* Checkpoints (no-ops returning 0 on Redis). By default SQLite folds the WAL back into the database
+/* Checkpoints (no-ops on Redis, apart from the held updates). By default SQLite folds the WAL back into the database
  * from inside whichever write passes 1000 pages, which then waits for it (a tail-latency spike on a
  * request). A long-lived process calls state_background_checkpoints once, so that its writes never
  * do it, and state_checkpoint from ONE housekeeping thread (passive: it never blocks writers;
  * another process checkpointing at the same time makes it a no-op). */
 int state_background_checkpoints(struct state *st);
-/* state_checkpoint also writes the counter updates SQLite held back while it could not write. */
+/* state_checkpoint also writes the counter updates held back while the store could not take
+ * them (either backend). */
 int state_checkpoint(struct state *st);
 
 /* state_now_ms is the store's clock (CLOCK_REALTIME in ms), exposed for tests and callers. */

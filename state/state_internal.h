@@ -32,6 +32,11 @@ const char *state_redis_url(const struct state_redis *rd);
 /* state_redis_healthy sends PING: 1 when it answers, else 0 with the reason in why[n]. */
 int state_redis_healthy(struct state_redis *rd, char *why, size_t n);
 
+/* state_redis_unsent says whether the last counter_add / counter_add_many that failed did so
+ * before anything reached a server (not connected, or no connection to be had): it then had no
+ * effect for sure, and may be sent again later without counting twice. A timeout never is. */
+int state_redis_unsent(const struct state_redis *rd);
+
 __attribute__((warn_unused_result)) int
 state_redis_counter_add(struct state_redis *rd, const char *name, int64_t delta, int64_t *value);
 __attribute__((warn_unused_result)) int state_redis_counter_get(struct state_redis *rd,

@@ -73,6 +73,7 @@ struct state_redis {
     int warned;               /* warn_ms is set */
     unsigned long suppressed; /* warnings dropped since the last one logged */
     int down;                 /* failed since the last connect: log the recovery */
+    int unsent;               /* the last call failed before anything reached a server */
     char why[256];            /* the last failure, for state_redis_healthy */
 };
 
@@ -241,6 +242,7 @@ static int command(struct state_redis *rd, const char *op, int argc, const char 
     *out = NULL;
     int reused = rd->c != NULL;
     int rc = connect_now(rd);
+    rd->unsent = rc < 0;
     if (rc < 0)
         return rc;
     redisReply *r = redisCommandArgv(rd->c, argc, argv, lens);
@@ -254,6 +256,7 @@ static int command(struct state_redis *rd, const char *op, int argc, const char 
         redisFree(rd->c);
         rd->c = NULL;
         rc = connect_now(rd);
+        rd->unsent = rc < 0;
         if (rc < 0)
             return rc;
         r = redisCommandArgv(rd->c, argc, argv, lens);
@@ -297,6 +300,11 @@ static int parse_i64(const char *s, size_t len, int64_t *out)
         return -1;
     *out = (int64_t)v;
     return 0;
+}
+
+int state_redis_unsent(const struct state_redis *rd)
+{
+    return rd->unsent;
 }
 
 int state_redis_counter_add(struct state_redis *rd, const char *name, int64_t delta, int64_t *value)
@@ -354,6 +362,7 @@ int state_redis_counter_add_many(struct state_redis *rd, const struct state_delt
     if (n == 0)
         return 0;
     rc = connect_now(rd);
+    rd->unsent = rc < 0;
     if (rc < 0)
         return rc;
     if (redisAppendCommand(rd->c, "MULTI") != REDIS_OK)

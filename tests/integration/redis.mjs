@@ -4,7 +4,8 @@
 // a quota spent through both is not overspent; a rate limit holds across both; counters agree.
 // Then Redis is killed and restarted under them: /healthz stays up, /status says the store is
 // unreachable, abuse checks fail closed (or open with STATE_FAIL_OPEN), plain requests are
-// still served, and everything recovers without restarting the gateways.
+// still served, and everything recovers without restarting the gateways - the usage of requests
+// answered meanwhile included.
 import fs from 'node:fs';
 import path from 'node:path';
 import { test, ok, equal, deepEqual, match, onCleanup } from '../lib/tap.mjs';
@@ -163,6 +164,14 @@ test('Redis killed and restarted under the gateways: degraded, then recovered wi
       back = await chat(a);
     }
     equal(back && back.status, 200, 'Redis back: requests pass the rate limit again, no restart');
+    // the fail-open gateway answered one request while Redis was gone: its usage never left the
+    // process (no connection to be had), so it was held, and is written once Redis is back
+    let after = null;
+    for (let i = 0; i < 40 && !(after && after.json && after.json.proompts >= 1); i++) {
+      await sleep(250);
+      after = await fetchText(`${fa.url}/status`);
+    }
+    equal(after && after.json && after.json.proompts, 1, 'the request answered during the outage is counted, once, after it');
     equal((await fetchText(`${b.url}/status`)).status, 200, '/status is 200 again on the other host');
   } finally {
     await stopAll(a, b, fa);
