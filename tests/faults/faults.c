@@ -45,18 +45,16 @@ void *__wrap_realloc(void *p, size_t n);
 char *__wrap_strdup(const char *s);
 char *__wrap_strndup(const char *s, size_t n);
 
-enum { OFF, OURS };
-
 /* The request this thread serves: whether it counts, allocations so far, which one fails,
  * which did (-1: none). */
-static _Thread_local int t_mode;
+static _Thread_local int t_on;
 static _Thread_local long t_count, t_fail = -1, t_failed = -1;
 
 void app_request_ends(void)
 {
-    if (t_mode == OFF)
+    if (!t_on)
         return;
-    t_mode = OFF;
+    t_on = 0;
     char line[128];
     int n;
     if (t_failed >= 0)
@@ -77,13 +75,13 @@ void app_request_begins(struct io *io)
     t_count = 0;
     t_fail = on ? n : -1;
     t_failed = -1;
-    t_mode = on ? OURS : OFF; /* last: from here on allocations count */
+    t_on = on; /* last: from here on allocations count */
 }
 
 /* Whether this allocation is the one that fails. */
 static int fail_now(void)
 {
-    if (t_mode != OURS)
+    if (!t_on)
         return 0;
     long k = t_count++;
     if (k != t_fail)
