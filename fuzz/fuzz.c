@@ -45,6 +45,24 @@ size_t fuzz_splits_next(struct fuzz_splits *s, size_t left)
     return piece < left ? piece : left;
 }
 
+int fuzz_sse_feed(struct sseparse *p, struct fuzz_splits *s, const uint8_t *data, size_t size,
+                  sseparse_fn fn, void *ctx)
+{
+    int rc = 0;
+    while (size > 0 && rc == 0) {
+        size_t piece = fuzz_splits_next(s, size);
+        char *chunk = malloc(piece);
+        if (!chunk)
+            break;
+        memcpy(chunk, data, piece);
+        rc = sseparse_feed(p, chunk, piece, fn, ctx);
+        free(chunk);
+        data += piece;
+        size -= piece;
+    }
+    return rc;
+}
+
 int fuzz_fields_split(struct fuzz_fields *f, const uint8_t *data, size_t size, int max)
 {
     memset(f, 0, sizeof *f);

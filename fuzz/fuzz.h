@@ -1,6 +1,7 @@
 /*
  * fuzz.h - what every libFuzzer harness under fuzz/ shares: the entry point, quiet logs, the
- * split schedule read from the head of an input, and NUL-separated fields.
+ * split schedule read from the head of an input, feeding SSE in those splits, and NUL-separated
+ * fields.
  *
  * Each harness is one fuzz_<name>.c defining LLVMFuzzerTestOneInput over the project's real
  * code (liboai.a). It builds twice: with libFuzzer (./configure --enable-fuzzing, make fuzz) and,
@@ -12,6 +13,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "translators/sseparse.h"
 
 /* The libFuzzer entry point: 0 always (every input is acceptable). */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -35,6 +38,12 @@ void fuzz_splits_read(struct fuzz_splits *s, const uint8_t **data, size_t *size)
 
 /* fuzz_splits_next is the length of the next piece, at most left (and at least 1 if left is). */
 size_t fuzz_splits_next(struct fuzz_splits *s, size_t left);
+
+/* fuzz_sse_feed feeds data[0..size) to the SSE parser p in the pieces schedule s gives, each
+ * piece in an allocation of its own (a read past it is caught), until the input ends or fn
+ * stops the parse. Returns sseparse_feed's last result (0 when everything was fed). */
+int fuzz_sse_feed(struct sseparse *p, struct fuzz_splits *s, const uint8_t *data, size_t size,
+                  sseparse_fn fn, void *ctx);
 
 #define FUZZ_MAX_FIELDS 8
 

@@ -48,18 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_splits_read(&sp, &data, &size);
     memset(&st, 0, sizeof st);
     sseparse_init(&p, GATEWAY_MAX_EVENT);
-    int rc = 0;
-    while (size > 0 && rc == 0) {
-        size_t piece = fuzz_splits_next(&sp, size);
-        char *chunk = malloc(piece); /* its own allocation: a read past it is caught */
-        if (!chunk)
-            break;
-        memcpy(chunk, data, piece);
-        rc = sseparse_feed(&p, chunk, piece, on_event, &st);
-        free(chunk);
-        data += piece;
-        size -= piece;
-    }
+    fuzz_sse_feed(&p, &sp, data, size, on_event, &st);
     sseparse_free(&p);
     if (!st.usage_seen &&
         util_parse_json(client_request, sizeof client_request - 1, &client) == 0) {

@@ -91,18 +91,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!r.s)
         goto done;
     sseparse_init(&p, flags & 32 ? SMALL_MAX_EVENT : GATEWAY_MAX_EVENT);
-    int rc = 0;
-    while (size > 0 && rc == 0) {
-        size_t piece = fuzz_splits_next(&sp, size);
-        char *chunk = malloc(piece); /* its own allocation: a read past it is caught */
-        if (!chunk)
-            break;
-        memcpy(chunk, data, piece);
-        rc = sseparse_feed(&p, chunk, piece, on_event, &r);
-        free(chunk);
-        data += piece;
-        size -= piece;
-    }
+    fuzz_sse_feed(&p, &sp, data, size, on_event, &r);
     anthropic_stream_end(r.s);
     struct anthropic_usage u;
     anthropic_stream_usage(r.s, &u);
