@@ -272,6 +272,23 @@ static int command(struct state_redis *rd, const char *op, int argc, const char 
     return 0;
 }
 
+/* command_integer runs a command whose answer must be an integer and stores it in *value (may
+ * be NULL); another kind of answer drops the connection (unexpected). */
+static int command_integer(struct state_redis *rd, const char *op, int argc, const char **argv,
+                           const size_t *lens, long long *value)
+{
+    redisReply *r = NULL;
+    int rc = command(rd, op, argc, argv, lens, &r);
+    if (rc < 0)
+        return rc;
+    if (r->type != REDIS_REPLY_INTEGER)
+        return unexpected(rd, op, r);
+    if (value != NULL)
+        *value = r->integer;
+    freeReplyObject(r);
+    return 0;
+}
+
 /* key_of writes prefix + kind ("c:", "k:" or "l:") + name to out and returns its length. */
 static size_t key_of(const struct state_redis *rd, const char *kind, const char *name,
                      char out[KEY_BUF])
@@ -313,15 +330,11 @@ int state_redis_counter_add(struct state_redis *rd, const char *name, int64_t de
     const char *argv[] = {"INCRBY", key, num};
     size_t lens[] = {6, key_of(rd, "c:", name, key),
                      (size_t)snprintf(num, sizeof num, "%" PRId64, delta)};
-    redisReply *r = NULL;
-    int rc = command(rd, "counter_add", 3, argv, lens, &r);
-    if (rc < 0)
-        return rc;
-    if (r->type != REDIS_REPLY_INTEGER)
-        return unexpected(rd, "counter_add", r);
-    *value = r->integer;
-    freeReplyObject(r);
-    return 0;
+    long long v = 0;
+    int rc = command_integer(rd, "counter_add", 3, argv, lens, &v);
+    if (rc == 0)
+        *value = v;
+    return rc;
 }
 
 int state_redis_counter_get(struct state_redis *rd, const char *name, int64_t *value)
@@ -475,14 +488,7 @@ int state_redis_kv_del(struct state_redis *rd, const char *key)
     char k[KEY_BUF];
     const char *argv[] = {"DEL", k};
     size_t lens[] = {3, key_of(rd, "k:", key, k)};
-    redisReply *r = NULL;
-    int rc = command(rd, "kv_del", 2, argv, lens, &r);
-    if (rc < 0)
-        return rc;
-    if (r->type != REDIS_REPLY_INTEGER)
-        return unexpected(rd, "kv_del", r);
-    freeReplyObject(r);
-    return 0;
+    return command_integer(rd, "kv_del", 2, argv, lens, NULL);
 }
 
 static void keys_free(struct keys *ks)
@@ -658,15 +664,11 @@ int state_redis_lease_acquire(struct state_redis *rd, const char *name, const ch
                      key_of(rd, "l:", name, key),
                      strlen(owner),
                      ttl_arg(ttl_ms, ttl)};
-    redisReply *r = NULL;
-    int rc = command(rd, "lease_acquire", 6, argv, lens, &r);
-    if (rc < 0)
-        return rc;
-    if (r->type != REDIS_REPLY_INTEGER)
-        return unexpected(rd, "lease_acquire", r);
-    *held = r->integer == 1;
-    freeReplyObject(r);
-    return 0;
+    long long v = 0;
+    int rc = command_integer(rd, "lease_acquire", 6, argv, lens, &v);
+    if (rc == 0)
+        *held = v == 1;
+    return rc;
 }
 
 int state_redis_lease_release(struct state_redis *rd, const char *name, const char *owner)
@@ -674,14 +676,7 @@ int state_redis_lease_release(struct state_redis *rd, const char *name, const ch
     char key[KEY_BUF];
     const char *argv[] = {"EVAL", release_lua, "1", key, owner};
     size_t lens[] = {4, sizeof release_lua - 1, 1, key_of(rd, "l:", name, key), strlen(owner)};
-    redisReply *r = NULL;
-    int rc = command(rd, "lease_release", 5, argv, lens, &r);
-    if (rc < 0)
-        return rc;
-    if (r->type != REDIS_REPLY_INTEGER)
-        return unexpected(rd, "lease_release", r);
-    freeReplyObject(r);
-    return 0;
+    return command_integer(rd, "lease_release", 5, argv, lens, NULL);
 }
 
 int state_redis_healthy(struct state_redis *rd, char *why, size_t n)
